@@ -125,7 +125,7 @@ def synthetic_video_cmd(
     seed: int = typer.Option(0, help="Random seed (same seed, same video)."),
 ) -> None:
     """Render a synthetic animal video and its ground truth (<stem>_groundtruth.h5)."""
-    from poselab.synthetic import write_synthetic_video
+    from poselab.demo import write_synthetic_video
 
     width, height = _parse_size(size)
     video, truth = write_synthetic_video(path, frames, (width, height), seed)

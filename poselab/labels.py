@@ -25,6 +25,9 @@ from poselab.errors import LabelFileError
 
 COLUMN_NAMES = ["scorer", "bodyparts", "coords"]
 H5_KEY = "df_with_missing"
+# pandas < 3 parses CSV floats approximately unless asked; pandas 3 is exact by default and
+# deprecates the option.
+_EXACT_FLOATS = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
 
 
 # ----------------------------------------------------------------------------- reading
@@ -84,9 +87,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
     if n_index not in (1, 3):
         raise LabelFileError(f"{path}: cannot find the x/y columns in the coords header row")
     try:
-        df = pd.read_csv(
-            path, header=[0, 1, 2], index_col=list(range(n_index)), float_precision="round_trip"
-        )
+        df = pd.read_csv(path, header=[0, 1, 2], index_col=list(range(n_index)), **_EXACT_FLOATS)
     except Exception as exc:  # noqa: BLE001 - pandas parser errors vary
         raise LabelFileError(f"{path}: malformed CSV ({exc})") from exc
     return df
@@ -169,8 +170,10 @@ def conform_labels(
 
 def empty_labels(scorer: str, bodyparts: list[str], folder: str, images: list[str]) -> pd.DataFrame:
     """An all-NaN labels table for images of labeled-data/<folder>/."""
-    index = pd.MultiIndex.from_tuples([("labeled-data", folder, i) for i in images])
-    index = index.set_names([None, None, None])
+    index = pd.MultiIndex.from_arrays(
+        [["labeled-data"] * len(images), [folder] * len(images), list(images)],
+        names=[None, None, None],
+    )
     columns = pd.MultiIndex.from_product([[scorer], bodyparts, ["x", "y"]], names=COLUMN_NAMES)
     return pd.DataFrame(np.nan, index=index, columns=columns, dtype="float64")
 

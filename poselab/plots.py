@@ -91,7 +91,7 @@ def check_labels(config_path: str | os.PathLike) -> list[Path]:
     Returns:
         The written image paths.
     """
-    from poselab.labels import load_project_labels, labels_to_arrays
+    from poselab.labels import labels_to_arrays, load_project_labels
     from poselab.project import open_project
 
     project = open_project(config_path)

@@ -193,10 +193,12 @@ class Project:
 
     def relative(self, path: Path) -> str:
         """A path as stored in config.yaml: relative to the project when inside it."""
+        # abspath, not resolve: a video symlinked into videos/ is stored as videos/<name>.
+        path, root = Path(os.path.abspath(path)), Path(os.path.abspath(self.root))
         try:
-            return Path(path).resolve().relative_to(self.root.resolve()).as_posix()
+            return path.relative_to(root).as_posix()
         except ValueError:
-            return Path(path).resolve().as_posix()
+            return path.as_posix()
 
     def save(self) -> None:
         """Rewrite config.yaml atomically, keeping comments and unknown keys."""
@@ -404,10 +406,9 @@ def _add(project: Project, sizes: dict[Path, tuple[int, int]], copy: bool) -> li
     cfg = project.cfg
     if cfg.get("video_sets") is None:
         cfg["video_sets"] = {}
-    existing = {v.path.name for v in project.videos} | {Path(_norm(v.key)).name for v in
-                                                         project.videos}
+    existing = {v.path.name for v in project.videos}
     added = []
-    for src, (w, h) in sizes.items():
+    for src in sizes:
         if src.name in existing:
             raise PoselabError(f"{src}: a video named {src.name} is already in the project")
     for src, (w, h) in sizes.items():

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from poselab.errors import PoselabError
+from poselab.labels import predictions_frame
 
 SYNTHETIC_BODYPARTS = ["snout", "leftear", "rightear", "tailbase"]
 SYNTHETIC_SKELETON = [
@@ -52,32 +53,26 @@ _TEX_PX = 16.0  # fur texture pixels per unit of s
 
 @dataclass(frozen=True)
 class SyntheticScene:
-    """Everything needed to render any frame: a static background and the animal's track.
+    """Everything needed to render any frame: a static background and the animal's track."""
 
-    Attributes:
-        size: (width, height) in pixels.
-        scale: animal scale s in pixels.
-        background: static arena floor, uint8 (H, W, 3) BGR.
-        fur: multiplicative fur texture in body coordinates, float32 (th, tw).
-        centre: body centre per frame, float64 (N, 2).
-        heading: body direction per frame, radians, (N,).
-        head: head direction per frame, radians, (N,).
-        tail_phase: phase of the tail's travelling wave per frame, radians, (N,).
-    """
-
-    size: tuple[int, int]
-    scale: float
-    background: np.ndarray
-    fur: np.ndarray
-    centre: np.ndarray
-    heading: np.ndarray
-    head: np.ndarray
-    tail_phase: np.ndarray
+    size: tuple[int, int]  # (width, height) in pixels
+    scale: float  # animal scale s in pixels
+    background: np.ndarray  # arena floor, uint8 (H, W, 3) BGR
+    fur: np.ndarray  # multiplicative fur texture in body coordinates, float32 (n, n)
+    centre: np.ndarray  # body centre per frame, float64 (N, 2)
+    heading: np.ndarray  # body direction per frame, radians (N,)
+    head: np.ndarray  # head direction per frame, radians (N,)
+    tail_phase: np.ndarray  # phase of the tail's travelling wave, radians (N,)
 
     @property
     def keypoints(self) -> np.ndarray:
         """Ground-truth keypoints, float64 (N, K, 2), K in SYNTHETIC_BODYPARTS order."""
         return _keypoints(self.centre, self.heading, self.head, self.scale)
+
+    def keypoints_at(self, i: int) -> np.ndarray:
+        """Keypoints of frame i, float64 (K, 2)."""
+        j = slice(i, i + 1)
+        return _keypoints(self.centre[j], self.heading[j], self.head[j], self.scale)[0]
 
 
 def _check_size(size: tuple[int, int]) -> tuple[int, int]:
@@ -87,8 +82,22 @@ def _check_size(size: tuple[int, int]) -> tuple[int, int]:
     return w, h
 
 
+def _fx(p: np.ndarray) -> np.ndarray:
+    """Pixel coordinates -> cv2 fixed point; cv2 puts integer coordinates at pixel centres."""
+    return np.round(np.asarray(p) * (1 << _SHIFT)).astype(np.int32)
+
+
+def _disc(img: np.ndarray, p: np.ndarray, radius: float, colour: tuple) -> None:
+    r = int(round(radius * (1 << _SHIFT)))
+    cv2.circle(img, tuple(int(v) for v in _fx(p)), r, colour, -1, cv2.LINE_AA, _SHIFT)
+
+
 def _track(n_frames: int, size: tuple[int, int], rng: np.random.Generator) -> tuple:
-    """Smoothed random walk that turns away from the walls; heading = direction of motion."""
+    """Smoothed random walk that turns away from the walls; heading = direction of motion.
+
+    Returns (s, centre (N, 2), heading (N,), head (N,), tail_phase (N,)). Draws from `rng` in a
+    fixed order, so the first M frames do not depend on n_frames >= M.
+    """
     w, h = size
     s = 0.06 * min(w, h)
     lo = np.full(2, _MARGIN * s)
@@ -100,7 +109,7 @@ def _track(n_frames: int, size: tuple[int, int], rng: np.random.Generator) -> tu
     centre, heading, turn = np.empty((n_frames, 2)), np.empty(n_frames), np.empty(n_frames)
     for i in range(n_frames):
         centre[i], heading[i], turn[i] = pos, theta, omega
-        wander = 0.95 * wander + 0.3 * 0.05 * noise[i]  # OU turning, std ~0.05 rad/frame
+        wander = 0.95 * wander + 0.015 * noise[i]  # OU turn rate, stationary std 0.05 rad/frame
         prox = np.clip(1.0 - min((pos - lo).min(), (hi - pos).min()) / (2.0 * s), 0.0, 1.0)
         to_mid = np.arctan2(*((lo + hi) / 2 - pos)[::-1])
         steer = prox * (np.angle(np.exp(1j * (to_mid - theta))))  # wrapped to (-pi, pi]
@@ -129,7 +138,9 @@ def _keypoints(centre: np.ndarray, heading: np.ndarray, head: np.ndarray, s: flo
     return np.stack(parts, axis=1).astype(np.float64)  # (N, K, 2)
 
 
-def synthetic_keypoints(n_frames: int, size: tuple[int, int] = (320, 240), seed: int = 0):
+def synthetic_keypoints(
+    n_frames: int, size: tuple[int, int] = (320, 240), seed: int = 0
+) -> np.ndarray:
     """Ground-truth keypoints of the synthetic video, without rendering it.
 
     Args:
@@ -157,7 +168,7 @@ def _background(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
         p = rng.uniform([0, 0], [w, h], size=(2, 2))
         p[1] = p[0] + rng.normal(scale=3.0, size=2)
         col = tuple(float(v) for v in rng.uniform(110, 150) * np.array([0.95, 1.0, 1.05]))
-        cv2.line(img, *(tuple(q) for q in np.round(p * 16).astype(int)), col, 1, cv2.LINE_AA, 4)
+        cv2.line(img, *(tuple(q) for q in _fx(p).tolist()), col, 1, cv2.LINE_AA, _SHIFT)
     img += rng.normal(scale=3.0, size=img.shape).astype(np.float32)
     return np.clip(img, 0, 255).astype(np.uint8)
 
@@ -172,41 +183,32 @@ def _fur_texture(rng: np.random.Generator) -> np.ndarray:
     return (flanks + stripes + 0.25 * grain - 0.15 * np.exp(-(v**2) / 0.05)).astype(np.float32)
 
 
-def make_scene(n_frames: int, size: tuple[int, int] = (320, 240), seed: int = 0):
+def make_scene(n_frames: int, size: tuple[int, int] = (320, 240), seed: int = 0) -> SyntheticScene:
     """Build the deterministic scene (background, fur, track) for a seed; see SyntheticScene."""
     size = _check_size(size)
     rng = np.random.default_rng(seed)
     s, centre, heading, head, tail = _track(n_frames, size, rng)
     bg_rng, fur_rng = (np.random.default_rng([seed, k]) for k in (1, 2))
-    return SyntheticScene(size, s, _background(size, bg_rng), _fur_texture(fur_rng),
-                          centre, heading, head, tail)
-
-
-def _fx(p: np.ndarray) -> np.ndarray:
-    return np.round(np.asarray(p) * (1 << _SHIFT)).astype(np.int32)
-
-
-def _disc(img: np.ndarray, p: np.ndarray, radius: float, colour: tuple) -> None:
-    r = int(round(radius * (1 << _SHIFT)))
-    cv2.circle(img, tuple(int(v) for v in _fx(p)), r, colour, -1, cv2.LINE_AA, _SHIFT)
+    return SyntheticScene(
+        size, s, _background(size, bg_rng), _fur_texture(fur_rng), centre, heading, head, tail
+    )
 
 
 def render_frame(scene: SyntheticScene, i: int) -> np.ndarray:
     """Draw frame i of the scene: uint8 (H, W, 3) BGR; features centred on the keypoints."""
     s, c = scene.scale, scene.centre[i]
-    (f, l), (fh, lh) = _frames(scene.heading[i]), _frames(scene.head[i])
-    snout, lear, rear, tailbase = _keypoints(c[None], scene.heading[i : i + 1],
-                                             scene.head[i : i + 1], s)[0]
+    (f, left), (fh, lh) = _frames(scene.heading[i]), _frames(scene.head[i])
+    snout, lear, rear, tailbase = scene.keypoints_at(i)
     neck = c + _NECK * s * f
     img = scene.background.copy()
     d = np.linspace(0.0, _TAIL_LEN, 13)[:, None]  # tail: travelling wave, tapering
     sway = 0.4 * (d / _TAIL_LEN) * np.sin(scene.tail_phase[i] - 2.2 * d)
-    tail = _fx(tailbase - s * (d * f - sway * l))
+    tail = _fx(tailbase - s * (d * f - sway * left))
     for k in range(len(d) - 1):
         width = max(1, int(round(s * (0.32 - 0.2 * k / len(d)))))
         cv2.line(img, tuple(tail[k]), tuple(tail[k + 1]), _TAIL, width, cv2.LINE_AA, _SHIFT)
     a = np.linspace(0.0, 2 * np.pi, 48, endpoint=False)[:, None]
-    body = c + s * (_BODY_A * np.cos(a) * f + _BODY_B * np.sin(a) * l)
+    body = c + s * (_BODY_A * np.cos(a) * f + _BODY_B * np.sin(a) * left)
     taper = 1.0 - 0.45 * np.clip(np.cos(a), 0.0, None) ** 2  # teardrop head, pointed snout
     head = neck + s * ((0.6 + 0.95 * np.cos(a)) * fh + 0.62 * np.sin(a) * taper * lh)
     mask = np.zeros(img.shape[:2], np.uint8)
@@ -216,14 +218,17 @@ def render_frame(scene: SyntheticScene, i: int) -> np.ndarray:
     for target, colour in ((img, _FUR), (mask, 255)):
         for poly in (body, head):  # one call per polygon: fillPoly XORs overlapping contours
             cv2.fillPoly(target, [_fx(poly)], colour, cv2.LINE_AA, _SHIFT)
-    # Fur: warp the texture from body coordinates (u forward, v left) into the image.
+    # Fur: warp the texture from body coordinates (u forward, v left) into the image, only in
+    # the box around the animal (the full-frame warp would dominate the frame's cost).
+    r = _MARGIN * s + 1
+    (x0, y0), (x1, y1) = np.clip([c - r, c + r + 1], 0, scene.size).astype(int)
     k, o = s / _TEX_PX, scene.fur.shape[0] / 2
-    m = np.array([[k * f[0], k * l[0], 0.0], [k * f[1], k * l[1], 0.0]])
-    m[:, 2] = c - m[:, :2] @ [o, o]
-    fur = cv2.warpAffine(scene.fur, m, scene.size, flags=cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_REFLECT)
-    gain = 1.0 + (mask.astype(np.float32) / 255.0) * (fur - 1.0)  # (H, W)
-    img = np.clip(img * gain[..., None], 0, 255).astype(np.uint8)
+    m = np.array([[k * f[0], k * left[0], 0.0], [k * f[1], k * left[1], 0.0]])
+    m[:, 2] = c - [x0, y0] - m[:, :2] @ [o, o]
+    fur = cv2.warpAffine(scene.fur, m, (x1 - x0, y1 - y0), borderMode=cv2.BORDER_REFLECT)
+    alpha = mask[y0:y1, x0:x1].astype(np.float32) / 255.0
+    roi = img[y0:y1, x0:x1] * (1.0 + alpha * (fur - 1.0))[..., None]  # (h, w, 3)
+    img[y0:y1, x0:x1] = np.clip(roi, 0, 255).astype(np.uint8)
     for p in (lear, rear):
         _disc(img, p, _INNER_R * s, _PINK)
     for side in (1.0, -1.0):
@@ -235,17 +240,16 @@ def render_frame(scene: SyntheticScene, i: int) -> np.ndarray:
 def keypoints_to_frame(keypoints: np.ndarray, scorer: str = SCORER) -> pd.DataFrame:
     """(N, K, 2) keypoints -> DeepLabCut prediction table with likelihood 1.0 everywhere."""
     n, k, _ = keypoints.shape
-    columns = pd.MultiIndex.from_product(
-        [[scorer], SYNTHETIC_BODYPARTS[:k], ["x", "y", "likelihood"]],
-        names=["scorer", "bodyparts", "coords"],
-    )
-    data = np.concatenate([keypoints, np.ones((n, k, 1))], axis=2).reshape(n, 3 * k)
-    return pd.DataFrame(data.astype(np.float64), index=pd.RangeIndex(n), columns=columns)
+    return predictions_frame(keypoints, np.ones((n, k)), SYNTHETIC_BODYPARTS[:k], scorer)
 
 
-def make_synthetic_video(path: str | os.PathLike, n_frames: int = 300,
-                         size: tuple[int, int] = (320, 240), seed: int = 0,
-                         fps: float = 30.0) -> pd.DataFrame:
+def make_synthetic_video(
+    path: str | os.PathLike,
+    n_frames: int = 300,
+    size: tuple[int, int] = (320, 240),
+    seed: int = 0,
+    fps: float = 30.0,
+) -> pd.DataFrame:
     """Render a deterministic synthetic video and return its ground-truth keypoints.
 
     The video is written to a temporary name in the same folder and then renamed, so a crash
@@ -263,7 +267,8 @@ def make_synthetic_video(path: str | os.PathLike, n_frames: int = 300,
         (scorer="synthetic", bodyparts, coords in x, y, likelihood), float64.
 
     Raises:
-        PoselabError: unsupported extension, missing folder, bad size or writer failure.
+        PoselabError: unsupported extension, missing folder, odd or too small size, or the
+            writer cannot open.
     """
     path = Path(path)
     codec = _FOURCC.get(path.suffix.lower())
@@ -271,6 +276,8 @@ def make_synthetic_video(path: str | os.PathLike, n_frames: int = 300,
         raise PoselabError(f"{path}: unsupported video extension {path.suffix!r}; use .mp4 or .avi")
     if not path.parent.is_dir():
         raise PoselabError(f"{path}: folder {path.parent} does not exist")
+    if int(size[0]) % 2 or int(size[1]) % 2:
+        raise PoselabError(f"{path}: size must be even (codecs crop odd sizes), got {size}")
     if n_frames < 1:
         raise PoselabError(f"{path}: n_frames must be at least 1, got {n_frames}")
     scene = make_scene(n_frames, size, seed)

@@ -1,0 +1,57 @@
+"""`poselab demo`: the workflow on a synthetic video, with no network and no labels needed.
+
+Stages so far: render a synthetic video with known keypoints, create a project from it,
+and summarize it. Later stages (extract, label from ground truth, train, analyze) append
+themselves to `run_demo` as they land.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from poselab.info import format_info, project_info
+from poselab.labels import write_predictions
+from poselab.project import create_project, open_project
+from poselab.synthetic import SYNTHETIC_BODYPARTS, SYNTHETIC_SKELETON, make_synthetic_video
+
+DEMO_DATE = dt.date(2026, 1, 1)  # fixed so re-running the demo finds its own project
+
+
+def write_synthetic_video(
+    path: str | os.PathLike, n_frames: int = 300, size: tuple[int, int] = (320, 240),
+    seed: int = 0,
+) -> tuple[Path, Path]:
+    """Render a synthetic video and write its ground truth beside it.
+
+    Returns:
+        (video path, ground-truth .h5 path `<stem>_groundtruth.h5`, predictions layout).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    truth = make_synthetic_video(path, n_frames, size, seed)
+    (h5,) = write_predictions(truth, path.with_name(f"{path.stem}_groundtruth.h5"))
+    return path, h5
+
+
+def run_demo(out: str | os.PathLike, echo: Callable[[str], None] = print) -> Path:
+    """Run the demo in `out` and return the project's config.yaml."""
+    out = Path(out)
+    echo(f"[1/3] rendering a synthetic video (300 frames, 320x240) in {out}")
+    video, truth = write_synthetic_video(out / "synthetic-mouse.mp4")
+    echo(f"      video {video}\n      ground truth {truth}")
+    config = out / f"demo-poselab-{DEMO_DATE.isoformat()}" / "config.yaml"
+    if config.is_file():
+        echo(f"[2/3] reusing the project {config.parent}")
+    else:
+        echo("[2/3] creating a project from it")
+        config = create_project("demo", "poselab", [video], list(SYNTHETIC_BODYPARTS),
+                                working_dir=out, date=DEMO_DATE)
+        project = open_project(config)
+        project.cfg["skeleton"] = [list(pair) for pair in SYNTHETIC_SKELETON]
+        project.save()
+    echo("[3/3] poselab info " + str(config))
+    echo(format_info(project_info(config)))
+    return config

@@ -1,0 +1,100 @@
+"""The command line through typer's CliRunner: commands work, bad input exits 2 cleanly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from poselab.cli import app
+
+runner = CliRunner()
+
+
+def _new(tmp_path: Path, video: Path, *extra: str):
+    return runner.invoke(app, ["new", "mice", "--experimenter", "ann", "--videos", str(video),
+                               "--bodyparts", "snout,tailbase", "--dir", str(tmp_path), *extra])
+
+
+def test_new_add_info(tmp_path: Path, tiny_video: Path):
+    from conftest import write_video
+
+    result = _new(tmp_path, tiny_video)
+    assert result.exit_code == 0, result.output
+    (config,) = tmp_path.glob("mice-ann-*/config.yaml")
+    second = write_video(tmp_path / "mouse2.avi")
+    result = runner.invoke(app, ["add-videos", str(config), str(second)])
+    assert result.exit_code == 0 and "mouse2.avi" in result.output
+    result = runner.invoke(app, ["info", str(config), "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    for key in ("task", "scorer", "bodyparts", "videos", "folders", "labeled_frames"):
+        assert key in info
+    assert info["bodyparts"] == ["snout", "tailbase"] and len(info["videos"]) == 2
+    assert info["labeled_frames"] == 0
+    text = runner.invoke(app, ["info", str(config)]).output
+    assert "bodyparts (2): snout, tailbase" in text
+
+
+def test_info_openfield_json(openfield_dir: Path):
+    result = runner.invoke(app, ["info", str(openfield_dir / "config.yaml"), "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["bodyparts"] == ["snout", "leftear", "rightear", "tailbase"]
+    assert info["labeled_frames"] == 116
+
+
+@pytest.mark.parametrize(
+    ("config_text", "message"),
+    [
+        (None, "config file not found"),
+        ("Task: t\nscorer: s\nbodyparts: [a\n", "malformed YAML"),
+        ("Task: t\nscorer: s\nbodypart: [a]\n", "did you mean 'bodyparts'"),
+    ],
+)
+def test_bad_config_exits_2_without_traceback(tmp_path: Path, config_text, message):
+    config = tmp_path / "config.yaml"
+    if config_text is not None:
+        config.write_text(config_text)
+    result = runner.invoke(app, ["info", str(config)])
+    assert result.exit_code == 2
+    assert message in result.output and str(config) in result.output
+    assert "Traceback" not in result.output
+    assert result.output.count("\n") == 1  # one line
+
+
+def test_debug_shows_traceback(tmp_path: Path):
+    result = runner.invoke(app, ["--debug", "info", str(tmp_path / "nope.yaml")])
+    assert result.exit_code != 0 and result.exception is not None
+
+
+def test_unreadable_video_writes_nothing(tmp_path: Path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 4096)
+    result = _new(tmp_path / "w", bad)
+    assert result.exit_code == 2 and "bad.mp4" in result.output
+    assert not (tmp_path / "w").exists() or not list((tmp_path / "w").iterdir())
+
+
+def test_label_file_disagreeing_with_config(openfield_copy: Path):
+    config = openfield_copy / "config.yaml"
+    config.write_text(config.read_text().replace("- tailbase\n", ""))
+    result = runner.invoke(app, ["info", str(config)])
+    assert result.exit_code == 2
+    assert "CollectedData_Pranav" in result.output and "tailbase" in result.output
+
+
+def test_check_labels_command(openfield_copy: Path):
+    result = runner.invoke(app, ["check-labels", str(openfield_copy / "config.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "drew 116 labeled frames" in result.output
+    assert len(list((openfield_copy / "labeled-data" / "m4s1_labeled").glob("*.png"))) == 116
+
+
+def test_help_is_fast_and_lists_commands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("new", "add-videos", "info", "check-labels", "demo"):
+        assert command in result.output
