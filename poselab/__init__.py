@@ -28,6 +28,11 @@ _API = {
     "check_labels": "poselab.plots",
     "make_synthetic_video": "poselab.synthetic",
     "VideoReader": "poselab.video",
+    "extract_frames": "poselab.frames",
+    "train": "poselab.train",
+    "TrainConfig": "poselab.train_config",
+    "evaluate": "poselab.evaluate",
+    "load_run": "poselab.predict",
     "PoselabError": "poselab.errors",
 }
 
