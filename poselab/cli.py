@@ -150,6 +150,122 @@ def demo_cmd(
     run_demo(out, echo=typer.echo)
 
 
+@app.command("train")
+def train_cmd(
+    config: Path = ConfigArg,
+    preset: str = typer.Option(None, help="Preset in configs/ (dlc_resnet50, fast_lite0, "
+                               "...) or a YAML file of training options."),
+    backbone: str = typer.Option(None, help="resnet18/34/50/101 or efficientnet_lite0 "
+                                 "(default: resnet50)."),
+    weights: str = typer.Option(None, help="imagenet, none, or a state-dict file "
+                                "(default: imagenet)."),
+    epochs: int = typer.Option(None, help="Training epochs (default: 200)."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Images per step (default: 8)."),
+    device: str = typer.Option(None, help="auto, cpu, cuda or mps (default: auto)."),
+    train_fraction: float = typer.Option(None, "--train-fraction",
+                                         help="(default: config.yaml TrainingFraction)"),
+    seed: int = typer.Option(None, help="Seed of the split and augmentation (default: 0)."),
+    max_minutes: float = typer.Option(None, "--max-minutes",
+                                      help="Stop cleanly (evaluate + save) after this long."),
+    assignments: list[str] = typer.Option([], "--set", help="Any option, key=value "
+                                          "(e.g. --set lr=1e-3 --set augment.rotation=15)."),
+    name: str = typer.Option(None, help="Run folder name under models/."),
+    resume: str = typer.Option(None, help="Continue a run (its folder or name)."),
+) -> None:
+    """Train a pose model on the project's labeled frames (run dir under models/).
+
+    Examples:
+      poselab train config.yaml --preset fast_lite0 --max-minutes 30
+      poselab train config.yaml --backbone resnet50 --epochs 200 --device cuda
+      poselab train config.yaml --resume resnet50-20261126-101500
+      torchrun --nproc_per_node 4 -m poselab train config.yaml --device cuda
+    """
+    from poselab.train import train
+    from poselab.train_config import resolve_config
+
+    flags = {"backbone": backbone, "weights": weights, "batch_size": batch_size,
+             "device": device, "train_fraction": train_fraction, "seed": seed}
+    if resume and (preset or assignments or any(v is not None for v in flags.values())):
+        raise PoselabError("--resume continues a run with its own options; only --epochs and "
+                           "--max-minutes may change")
+    cfg = None if resume else resolve_config(preset, flags, list(assignments))
+    run = train(config, cfg, name=name, resume=resume, epochs=epochs, max_minutes=max_minutes)
+    typer.echo(f"run: {run}")
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    run: Path = typer.Argument(..., help="A run dir (models/<run>)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    plot: bool = typer.Option(False, "--plot", help="Draw ground truth vs prediction images."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
+    which: str = typer.Option("best", help="Checkpoint: best or last."),
+) -> None:
+    """Pixel errors (mean, RMSE, with pcutoff), PCK@5px and a per-bodypart table."""
+    from poselab.evaluate import evaluate, format_evaluation
+
+    result = evaluate(run, plot=plot, device=device, which=which)
+    if as_json:
+        typer.echo(json.dumps({**result, "train_mean_px_error": result["train"]["mean_px_error"],
+                               "test_mean_px_error": result["test"]["mean_px_error"]}))
+    else:
+        typer.echo(format_evaluation(result))
+        if plot:
+            typer.echo(f"images: {Path(run) / 'evaluation'}")
+
+
+@app.command("label")
+def label_cmd(
+    config: Path = ConfigArg,
+    folder: str = typer.Option(None, "--folder", help="Folder to open first: labeled-data/<stem>."),
+    host: str = typer.Option("127.0.0.1", "--host",
+                             help="Bind address. Anything but loopback requires the printed "
+                                  "token URL; for remote use prefer the SSH tunnel."),
+    port: int = typer.Option(None, "--port", help="Port (default 8765, or a free one)."),
+    no_browser: bool = typer.Option(False, "--no-browser", help="Do not open a browser."),
+) -> None:
+    """Label frames in the browser: serves the labeling page and prints its URL.
+
+    Every edit is saved to labeled-data/<stem>/CollectedData_<scorer>.h5 and .csv within a
+    second. On a remote machine, run the printed `ssh -N -L ...` command on your computer and
+    open the URL there.
+    """
+    from poselab.labeler import serve
+
+    serve(config, folder=folder, host=host, port=port, open_browser=not no_browser)
+
+
+@app.command("extract-frames")
+def extract_frames_cmd(
+    config: Path = ConfigArg,
+    videos: list[str] = typer.Option(
+        None, "--videos", "-v", help="Video of the project (path, file name or stem); repeat. "
+        "Default: all videos in config video_sets."),
+    n: int = typer.Option(None, "--n", "-n", help="New frames per video (default: config "
+                          "numframes2pick)."),
+    method: str = typer.Option("kmeans", help="kmeans (diverse frames) or uniform (evenly "
+                               "spaced)."),
+    start: float = typer.Option(None, help="Fraction of the video to start at (default: "
+                                "config start)."),
+    stop: float = typer.Option(None, help="Fraction of the video to stop at (default: config "
+                               "stop)."),
+    crop: str = typer.Option(None, help="x1,x2,y1,y2 in pixels, recorded in config video_sets "
+                             "(default: the recorded crop)."),
+    seed: int = typer.Option(0, help="k-means seed (same seed, same frames)."),
+) -> None:
+    """Pick keyframes to label into labeled-data/<video stem>/img<index>.png.
+
+    Re-running adds N new frames per video; existing images and labels are never touched.
+    Example: poselab extract-frames config.yaml --n 20 --method kmeans
+    """
+    from poselab.frames import extract_frames
+
+    result = extract_frames(config, videos or None, n, method, start, stop, crop, seed)
+    for key, paths in result.frames.items():
+        where = f" in {paths[0].parent}" if paths else ""
+        typer.echo(f"{key}: {len(paths)} new frames{where}")
+
+
 def _mount_subapps() -> None:
     from poselab.mnist_cli import mnist_app
 

@@ -8,14 +8,20 @@ themselves to `run_demo` as they land.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
+import pandas as pd
+
+from poselab.errors import PoselabError
 from poselab.info import format_info, project_info
-from poselab.labels import write_predictions
+from poselab.labels import empty_labels, predictions_arrays, write_labels, write_predictions
 from poselab.project import create_project, open_project
 from poselab.synthetic import SYNTHETIC_BODYPARTS, SYNTHETIC_SKELETON, make_synthetic_video
+from poselab.video import VideoReader
 
 DEMO_DATE = dt.date(2026, 1, 1)  # fixed so re-running the demo finds its own project
 
@@ -34,6 +40,41 @@ def write_synthetic_video(
     truth = make_synthetic_video(path, n_frames, size, seed)
     (h5,) = write_predictions(truth, path.with_name(f"{path.stem}_groundtruth.h5"))
     return path, h5
+
+
+def label_from_truth(
+    config_path: str | os.PathLike, video: str | os.PathLike, truth: pd.DataFrame,
+    indices: list[int],
+) -> Path:
+    """Stand in for a person: write frames `indices` of `video` and their true keypoints.
+
+    Frames go to labeled-data/<stem>/img<index>.png (DeepLabCut naming) and the keypoints to
+    CollectedData_<scorer>.h5/.csv, exactly as after labeling by hand.
+
+    Returns:
+        The CollectedData .h5 path.
+    """
+    project = open_project(config_path)
+    video = Path(video)
+    folder = project.labeled_data_dir / video.stem
+    folder.mkdir(parents=True, exist_ok=True)
+    xy, _, bodyparts = predictions_arrays(truth)
+    if bodyparts != project.bodyparts:
+        raise PoselabError(f"ground truth bodyparts {bodyparts} differ from the project's")
+    with VideoReader(video) as reader:
+        digits = max(1, math.ceil(math.log10(max(reader.n_frames, 2))))
+        names = {}
+        for i, frame in reader.frames(indices):
+            names[i] = f"img{i:0{digits}d}.png"
+            cv2.imwrite(str(folder / names[i]), frame)
+    missing = sorted(set(indices) - set(names))
+    if missing:
+        raise PoselabError(f"{video}: frames {missing[:5]} could not be decoded")
+    order = sorted(names)
+    df = empty_labels(project.scorer, project.bodyparts, video.stem, [names[i] for i in order])
+    df.loc[:, :] = xy[order].reshape(len(order), -1)
+    h5, _ = write_labels(df, project.label_file(folder))
+    return h5
 
 
 def run_demo(out: str | os.PathLike, echo: Callable[[str], None] = print) -> Path:

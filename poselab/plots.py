@@ -122,3 +122,93 @@ def check_labels(config_path: str | os.PathLike) -> list[Path]:
         os.replace(tmp, dest)
         written.append(dest)
     return written
+
+
+# ----------------------------------------------------------------------------- figures
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; works on headless machines
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save_figure(fig, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{path.name}")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight", format=path.suffix[1:] or "png")
+    os.replace(tmp, path)
+
+
+def plot_learning_curve(metrics_csv: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Loss and train/test pixel error per epoch, from a run's metrics.csv."""
+    import pandas as pd
+
+    plt = _pyplot()
+    df = pd.read_csv(metrics_csv)
+    epochs = df["epoch"] + 1
+    fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(10, 3.8))
+    ax_loss.plot(epochs, df["loss"], label="total")
+    for column in ("heatmap_loss", "locref_loss"):
+        if column in df and df[column].notna().any():
+            ax_loss.plot(epochs, df[column], label=column.replace("_", " "), alpha=0.7)
+    ax_loss.set(xlabel="epoch", ylabel="training loss", yscale="log", title="Loss")
+    ax_loss.legend()
+    for column, label in (("train_px_error", "train"), ("test_px_error", "test")):
+        if column in df and df[column].notna().any():
+            ok = df[column].notna()
+            ax_err.plot(epochs[ok], df[column][ok], marker="o", ms=3, label=label)
+    ax_err.set(xlabel="epoch", ylabel="mean pixel error (px)", yscale="log",
+               title="Pixel error (lower is better)")
+    ax_err.grid(True, which="both", alpha=0.3)
+    ax_err.legend()
+    fig.tight_layout()
+    _save_figure(fig, Path(out))
+    plt.close(fig)
+    return Path(out)
+
+
+def plot_calibration(calibration: dict, out: str | os.PathLike) -> Path:
+    """Reliability diagram: fraction of correct keypoints vs mean likelihood per bin."""
+    plt = _pyplot()
+    bins = calibration["bins"]
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfectly calibrated")
+    if bins:
+        ax.plot([b["mean_likelihood"] for b in bins], [b["fraction_correct"] for b in bins],
+                "o-", label=f"model (ECE {calibration['ece']:.3f})")
+        for b in bins:
+            ax.annotate(f"n={b['n']}", (b["mean_likelihood"], b["fraction_correct"]),
+                        fontsize=7, xytext=(3, -10), textcoords="offset points")
+    ax.set(xlim=(0, 1), ylim=(0, 1.05), xlabel="likelihood",
+           ylabel=f"fraction with {calibration['criterion']}", title="Likelihood calibration")
+    ax.legend(loc="upper left", fontsize=8)
+    _save_figure(fig, Path(out))
+    plt.close(fig)
+    return Path(out)
+
+
+def draw_comparisons(frames, pred: dict, info: dict, out_dir: Path) -> list[Path]:
+    """Ground truth (filled dots) vs prediction (rings + line to the truth) per image."""
+    bodyparts = info["bodyparts"]
+    colors = bodypart_colors("rainbow", len(bodyparts))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for row, i in enumerate(pred["index"].astype(int)):
+        image = cv2.imread(str(frames.paths[i]))
+        if image is None:
+            continue
+        gt, xy = pred["gt"][row], pred["xy"][row]
+        out = draw_keypoints(image, gt, colors, radius=4, alpha=0.8)
+        for k, color in enumerate(colors):
+            if np.isfinite(xy[k]).all():
+                if np.isfinite(gt[k]).all():
+                    cv2.line(out, _fixed(*gt[k]), _fixed(*xy[k]), color, 1, cv2.LINE_AA, _SHIFT)
+                cv2.circle(out, _fixed(*xy[k]), 7 << _SHIFT, color, 2, cv2.LINE_AA, _SHIFT)
+        draw_legend(out, [f"{b} (dot: truth, ring: prediction)" if n == 0 else b
+                          for n, b in enumerate(bodyparts)], colors)
+        path = out_dir / f"{frames.paths[i].parent.name}_{frames.paths[i].name}"
+        cv2.imwrite(str(path), out)
+        written.append(path)
+    return written

@@ -1,0 +1,1 @@
+"""Training presets (YAML), installed as the package `poselab.configs`."""

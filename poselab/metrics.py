@@ -1,0 +1,105 @@
+"""Keypoint error metrics: pure numpy functions on predictions and ground truth.
+
+Notation: N frames, K keypoints. `pred` and `gt` are (N, K, 2) pixels, `likelihood` (N, K);
+NaN in `gt` means "not labeled" and is excluded from every figure.
+
+DeepLabCut reports the *mean* Euclidean error and calls it RMSE; here `mean_px_error` is that
+figure and `rmse` is the true root mean square, so both can be compared with published
+numbers. Adding a metric: compute it in `keypoint_metrics` from `err` and `labeled`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+PCK_RADIUS = 5.0  # pixels
+
+
+def _nanmean(values: np.ndarray) -> float:
+    return float(np.mean(values)) if values.size else float("nan")
+
+
+def keypoint_metrics(
+    pred: np.ndarray, likelihood: np.ndarray, gt: np.ndarray, pcutoff: float,
+    bodyparts: list[str] | None = None,
+) -> dict:
+    """Pixel-error metrics of one split.
+
+    Returns:
+        A JSON-ready dict: n_frames, n_keypoints (labeled), mean_px_error, rmse,
+        mean_px_error_pcutoff, rmse_pcutoff, kept_pcutoff (fraction above pcutoff), pck5,
+        per_bodypart {name: {mean_px_error, rmse, pck5, n}}, calibration.
+    """
+    labeled = np.isfinite(gt).all(axis=-1)  # (N, K)
+    err = np.linalg.norm(pred - np.nan_to_num(gt), axis=-1)  # (N, K)
+    err = np.where(labeled & np.isfinite(err), err, np.nan)
+    valid = labeled & np.isfinite(err)
+    confident = valid & (likelihood >= pcutoff)
+    e, ec = err[valid], err[confident]
+    out = {
+        "n_frames": int(gt.shape[0]),
+        "n_keypoints": int(labeled.sum()),
+        "mean_px_error": _nanmean(e),
+        "rmse": float(np.sqrt(np.mean(e**2))) if e.size else float("nan"),
+        "mean_px_error_pcutoff": _nanmean(ec),
+        "rmse_pcutoff": float(np.sqrt(np.mean(ec**2))) if ec.size else float("nan"),
+        "kept_pcutoff": float(confident.sum() / max(valid.sum(), 1)),
+        "pcutoff": float(pcutoff),
+        "pck5": float(np.mean(e <= PCK_RADIUS)) if e.size else float("nan"),
+    }
+    names = bodyparts or [f"kp{k}" for k in range(gt.shape[1])]
+    per = {}
+    for k, name in enumerate(names):
+        ek = err[valid[:, k], k]
+        per[name] = {
+            "mean_px_error": _nanmean(ek),
+            "rmse": float(np.sqrt(np.mean(ek**2))) if ek.size else float("nan"),
+            "pck5": float(np.mean(ek <= PCK_RADIUS)) if ek.size else float("nan"),
+            "n": int(ek.size),
+        }
+    out["per_bodypart"] = per
+    out["calibration"] = likelihood_calibration(likelihood[valid], e)
+    return out
+
+
+def likelihood_calibration(likelihood: np.ndarray, err: np.ndarray, bins: int = 5) -> dict:
+    """Does likelihood mean something? Per likelihood bin, the fraction within PCK_RADIUS.
+
+    A calibrated model has `fraction_correct` close to `mean_likelihood` in every bin; `ece`
+    is the count-weighted mean gap (expected calibration error).
+    """
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    table, gap = [], 0.0
+    correct = err <= PCK_RADIUS
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        inside = (likelihood >= lo) & ((likelihood < hi) | (hi == 1.0))
+        n = int(inside.sum())
+        if n == 0:
+            continue
+        mean_lik, frac = float(likelihood[inside].mean()), float(correct[inside].mean())
+        gap += n * abs(mean_lik - frac)
+        table.append({"bin": [float(lo), float(hi)], "n": n, "mean_likelihood": mean_lik,
+                      "fraction_correct": frac, "mean_px_error": float(err[inside].mean())})
+    return {"criterion": f"error <= {PCK_RADIUS:g} px", "bins": table,
+            "ece": gap / max(len(err), 1) if len(err) else float("nan")}
+
+
+def format_metrics(name: str, m: dict) -> str:
+    """Two lines of a split's headline figures plus the per-bodypart table."""
+    lines = [
+        f"{name}: {m['n_frames']} frames, {m['n_keypoints']} labeled keypoints",
+        f"  mean pixel error {m['mean_px_error']:.2f} px (DeepLabCut 'RMSE'), "
+        f"RMSE {m['rmse']:.2f} px, PCK@5px {m['pck5']:.1%}",
+        f"  with likelihood >= {m['pcutoff']:.2f} ({m['kept_pcutoff']:.0%} kept): "
+        f"mean {m['mean_px_error_pcutoff']:.2f} px, RMSE {m['rmse_pcutoff']:.2f} px",
+        f"  {'bodypart':<14}{'mean px':>9}{'RMSE':>9}{'PCK@5':>8}{'n':>6}",
+    ]
+    for bp, v in m["per_bodypart"].items():
+        lines.append(f"  {bp:<14}{v['mean_px_error']:>9.2f}{v['rmse']:>9.2f}"
+                     f"{v['pck5']:>8.1%}{v['n']:>6d}")
+    cal = m["calibration"]
+    lines.append(f"  likelihood calibration ({cal['criterion']}): ECE {cal['ece']:.3f}; "
+                 + ", ".join(f"[{b['bin'][0]:.1f},{b['bin'][1]:.1f}] "
+                             f"{b['mean_likelihood']:.2f}->{b['fraction_correct']:.2f}"
+                             f" (n={b['n']})" for b in cal["bins"]))
+    return "\n".join(lines)
