@@ -86,10 +86,21 @@ def _read_csv(path: Path) -> pd.DataFrame:
     n_index = next((i for i, v in enumerate(coords_row) if v in ("x", "y", "likelihood")), 0)
     if n_index not in (1, 3):
         raise LabelFileError(f"{path}: cannot find the x/y columns in the coords header row")
+    # header=[0, 1, 2] would take an all-empty FIRST data row (an unlabeled frame) for a row of
+    # index names and silently drop it: read the data rows headerless, name the columns here.
     try:
-        df = pd.read_csv(path, header=[0, 1, 2], index_col=list(range(n_index)), **_EXACT_FLOATS)
+        df = pd.read_csv(path, header=None, skiprows=3, index_col=list(range(n_index)),
+                         **_EXACT_FLOATS)
+    except pd.errors.EmptyDataError:  # a table without rows
+        index = (pd.MultiIndex.from_tuples([], names=[None] * n_index) if n_index > 1
+                 else pd.Index([], dtype=object))
+        df = pd.DataFrame(index=index, columns=range(len(coords_row) - n_index), dtype="float64")
     except Exception as exc:  # noqa: BLE001 - pandas parser errors vary
         raise LabelFileError(f"{path}: malformed CSV ({exc})") from exc
+    if any(len(row) != n_index + df.shape[1] for row in head):
+        raise LabelFileError(f"{path}: header rows and data rows have different lengths")
+    df.columns = pd.MultiIndex.from_arrays([row[n_index:] for row in head])
+    df.index.names = [None] * n_index
     return df
 
 
@@ -144,6 +155,35 @@ def canonical_labels(df: pd.DataFrame, path: str | os.PathLike = "<labels>") -> 
 def label_bodyparts(df: pd.DataFrame) -> list[str]:
     """Bodyparts of a labels or predictions table, in column order."""
     return list(dict.fromkeys(df.columns.get_level_values("bodyparts")))
+
+
+def read_machine_labels(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a labeled-data folder's machinelabels-iter<N>.h5 (or .csv): predicted keypoints.
+
+    Rows are indexed like `read_labels` (3-level tuples, old string paths converted) and the
+    coords are x, y, likelihood (likelihood NaN where the file has none). Read-only: poselab
+    never writes these files.
+
+    Raises:
+        LabelFileError: missing, unreadable or malformed file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise LabelFileError(f"{path}: predictions file not found")
+    df = _read_h5(path) if path.suffix == ".h5" else _read_csv(path)
+    if not isinstance(df.columns, pd.MultiIndex) or df.columns.nlevels != 3:
+        raise LabelFileError(f"{path}: columns must have 3 levels (scorer, bodyparts, coords)")
+    df = df.copy()
+    df.columns = df.columns.set_names(COLUMN_NAMES)
+    coords = set(df.columns.get_level_values("coords"))
+    if not {"x", "y"} <= coords <= {"x", "y", "likelihood"}:
+        raise LabelFileError(f"{path}: expected coords x, y, likelihood, found {sorted(coords)}")
+    df = df.apply(pd.to_numeric, errors="coerce").astype("float64")
+    if "likelihood" not in coords:
+        for scorer, bodypart in dict.fromkeys((s, b) for s, b, _ in df.columns):
+            df[(scorer, bodypart, "likelihood")] = np.nan
+    df.index = pd.MultiIndex.from_tuples([_index_tuple(e, path) for e in df.index])
+    return df
 
 
 def conform_labels(

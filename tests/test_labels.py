@@ -145,3 +145,15 @@ def test_predictions_layout_round_trip(tmp_path: Path):
     np.testing.assert_array_equal(xy2, xy)
     np.testing.assert_array_equal(lik2, lik)
     assert names == ["a", "b", "c"] and csv.is_file()
+
+
+def test_csv_whose_first_frame_is_unlabeled(tmp_path: Path):
+    """pandas' header=[0, 1, 2] would eat an all-empty first data row; it must survive."""
+    index = pd.MultiIndex.from_tuples([("labeled-data", "v", "img1.png"),
+                                       ("labeled-data", "v", "img2.png")])
+    df = _table(index)
+    df.iloc[0, :] = np.nan
+    _, csv = write_labels(df, tmp_path / "CollectedData_s.h5")
+    back = read_labels(csv)
+    assert len(back) == 2 and back.iloc[0].isna().all()
+    pd.testing.assert_frame_equal(back, canonical_labels(df))

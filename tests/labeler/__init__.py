@@ -1,0 +1,1 @@
+"""Tests of the browser labeling tool (poselab/labeler)."""
