@@ -42,7 +42,7 @@ from poselab.project import open_project
 from poselab.train_config import TrainConfig
 
 METRIC_COLUMNS = ["epoch", "loss", "heatmap_loss", "locref_loss", "train_px_error",
-                  "test_px_error", "test_rmse", "test_pck5", "lr", "seconds"]
+                  "test_px_error", "test_rmse", "test_pck5", "lr", "seconds", "elapsed_minutes"]
 
 
 def _lr_factor(cfg: TrainConfig, epoch: int) -> float:
@@ -85,6 +85,14 @@ def _write_metrics_row(path: Path, row: dict) -> None:
         writer.writerow({k: row.get(k, "") for k in METRIC_COLUMNS})
         f.flush()
         os.fsync(f.fileno())
+
+
+def _elapsed_before(path: Path) -> float:
+    if not path.exists():
+        return 0.0
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return float(rows[-1].get("elapsed_minutes") or 0.0) if rows else 0.0
 
 
 def _truncate_metrics(path: Path, last_epoch: int) -> None:
@@ -156,7 +164,8 @@ def train(
     torch.manual_seed(cfg.seed)
     model = PoseNet(cfg.backbone, len(project.bodyparts), weights=cfg.weights if state is None
                     else "none", output_stride=cfg.output_stride,
-                    backbone_stride=cfg.backbone_stride, head_width=cfg.head_width)
+                    backbone_stride=cfg.backbone_stride, head_width=cfg.head_width,
+                    head_direct=cfg.head_direct)
     codec = Codec(stride=cfg.output_stride, sigma=cfg.sigma, locref_std=cfg.locref_std,
                   locref_radius=cfg.locref_radius)
     if rank == 0:
@@ -202,6 +211,7 @@ def train(
                          mask_unlabeled=cfg.mask_unlabeled)
 
     started, epoch_seconds = time.monotonic(), 0.0
+    prior_minutes = _elapsed_before(run / "metrics.csv")  # wall time of earlier sessions
     epoch = start_epoch - 1
     try:
         for epoch in range(start_epoch, cfg.epochs):
@@ -237,6 +247,7 @@ def train(
             elif rank == 0:
                 _save(run, model, optimizer, epoch, best, cfg, False)
             if rank == 0:
+                row["elapsed_minutes"] = prior_minutes + (time.monotonic() - started) / 60
                 _write_metrics_row(run / "metrics.csv", row)
                 plot_learning_curve(run / "metrics.csv", run / "learning-curve.png")
             if out_of_time:

@@ -32,6 +32,7 @@ class TrainConfig:
     backbone_stride: int = 32  # 32: plain backbone + 2 deconvs; 16: dilated last stage (DLC)
     output_stride: int = 8  # heatmap stride, as DeepLabCut
     head_width: int = 256  # channels of the deconvolution layers
+    head_direct: bool = False  # DeepLabCut's head: deconvolve straight to the K maps
     epochs: int = 200
     batch_size: int = 8
     lr: float = 5e-4  # AdamW, as DeepLabCut
