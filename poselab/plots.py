@@ -162,7 +162,8 @@ def plot_learning_curve(metrics_csv: str | os.PathLike, out: str | os.PathLike) 
     ax_err.set(xlabel="epoch", ylabel="mean pixel error (px)", yscale="log",
                title="Pixel error (lower is better)")
     ax_err.grid(True, which="both", alpha=0.3)
-    ax_err.legend()
+    if ax_err.lines:
+        ax_err.legend()
     fig.tight_layout()
     _save_figure(fig, Path(out))
     plt.close(fig)

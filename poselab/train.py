@@ -243,7 +243,7 @@ def train(
                 is_best = test["mean_px_error"] < best
                 best = min(best, test["mean_px_error"])
                 _save(run, model, optimizer, epoch, best, cfg, is_best)
-                _log(epoch, cfg, row, progress)
+                _log(epoch, cfg, row, time.monotonic() - started, epoch + 1 - start_epoch)
             elif rank == 0:
                 _save(run, model, optimizer, epoch, best, cfg, False)
             if rank == 0:
@@ -274,9 +274,10 @@ def _save(run: Path, model, optimizer, epoch: int, best: float, cfg: TrainConfig
         save_checkpoint(run / "best.pt", **state)
 
 
-def _log(epoch: int, cfg: TrainConfig, row: dict, progress: bool | None) -> None:
+def _log(epoch: int, cfg: TrainConfig, row: dict, seconds: float, epochs_done: int) -> None:
     train_err = row.get("train_px_error")
     train_txt = f", train {train_err:.2f} px" if isinstance(train_err, float) else ""
+    eta = seconds / max(epochs_done, 1) * (cfg.epochs - epoch - 1) / 60
     print(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['loss']:.4f}, test "
           f"{row['test_px_error']:.2f} px{train_txt}, lr {row['lr']:.2g}, "
-          f"{row['seconds']:.1f} s", flush=True)
+          f"{row['seconds']:.1f} s/epoch, ETA {eta:.1f} min", flush=True)
