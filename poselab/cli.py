@@ -267,15 +267,12 @@ def extract_frames_cmd(
 
 
 def _mount_subapps() -> None:
-    from poselab.mnist_cli import mnist_app
+    from poselab.mnist_cli import mnist_app  # imports torch lazily, inside its commands
 
     app.add_typer(mnist_app, name="mnist", help="MNIST transfer-learning warmup.")
 
 
-try:
-    _mount_subapps()
-except ImportError:  # pragma: no cover - sub-app still being written
-    pass
+_mount_subapps()
 
 
 def main() -> None:

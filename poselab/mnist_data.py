@@ -56,7 +56,8 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as e:
-            raise PoselabError(f"{path}: corrupt gzip data ({e}); delete it and download again")
+            raise PoselabError(
+                f"{path}: corrupt gzip data ({e}); delete it and download again") from e
     elif path.suffix == ".gz":
         raise PoselabError(f"{path}: named .gz but is not gzip data")
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
@@ -110,7 +111,8 @@ def load_split(folder: str | os.PathLike, split: str = "train") -> tuple[np.ndar
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
     folder = Path(folder)
     if not folder.is_dir():
-        raise PoselabError(f"{folder}: data folder not found; pass an existing folder or --download")
+        raise PoselabError(
+            f"{folder}: data folder not found; pass an existing folder or --download")
     image_path = _find(folder, f"{SPLIT_PREFIX[split]}-images-idx3-ubyte")
     label_path = _find(folder, f"{SPLIT_PREFIX[split]}-labels-idx1-ubyte")
     images, labels = read_idx(image_path), read_idx(label_path)
