@@ -33,7 +33,11 @@ _API = {
     "TrainConfig": "poselab.train_config",
     "evaluate": "poselab.evaluate",
     "load_run": "poselab.predict",
+    "analyze_videos": "poselab.analyze",
     "PoselabError": "poselab.errors",
+    "filter_predictions": "poselab.postprocess",
+    "make_labeled_video": "poselab.video_output",
+    "plot_trajectories": "poselab.trajectory_plots",
 }
 
 __all__ = sorted(_API)

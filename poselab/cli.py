@@ -266,6 +266,97 @@ def extract_frames_cmd(
         typer.echo(f"{key}: {len(paths)} new frames{where}")
 
 
+@app.command("analyze")
+def analyze_cmd(
+    run: Path = typer.Argument(..., help="A run dir (models/<run>)."),
+    videos: list[Path] = typer.Argument(..., help="Video files and/or folders of videos."),
+    dest: Path = typer.Option(None, "--dest", help="Output folder (default: beside each video)."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Frames per forward pass."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
+    csv: bool = typer.Option(False, "--csv", help="Also write the .csv twin of each .h5."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Re-analyze analyzed videos."),
+) -> None:
+    """Predict keypoints on every frame: <video stem><scorer>.h5 (+ _meta.json) per video.
+
+    Videos already analyzed are skipped unless --overwrite. Undecodable frames become NaN rows.
+    Example: poselab analyze models/resnet50-20261126 videos/ --dest results --csv
+    """
+    from poselab.analyze import analyze_videos
+
+    for path in analyze_videos(run, videos, dest=dest, batch_size=batch_size, device=device,
+                               csv=csv, overwrite=overwrite):
+        typer.echo(str(path))
+
+
+@app.command("filter")
+def filter_cmd(
+    predictions: list[Path] = typer.Argument(..., help="Predictions .h5 file(s)."),
+    method: str = typer.Option("median", help="median (removes jumps) or savgol (smooths)."),
+    window: int = typer.Option(5, help="Filter length in frames (odd, >= 3)."),
+    polyorder: int = typer.Option(3, help="Savitzky-Golay polynomial order (< window)."),
+    pcutoff: float = typer.Option(None, help="Likelihood below which points are missing "
+                                  "(default: the config's pcutoff, else 0.6)."),
+    config: Path = typer.Option(None, "--config", help="Project config.yaml (for pcutoff)."),
+    dest: Path = typer.Option(None, "--dest", help="Output folder (default: beside input)."),
+    csv: bool = typer.Option(False, "--csv", help="Also write the .csv twin."),
+) -> None:
+    """Filter predictions into <stem>_filtered.h5; low-likelihood points and long gaps stay
+    missing, the first and last frames are not pulled toward 0.
+
+    Example: poselab filter videos/mouse1DLC_x.h5 --method savgol --window 7
+    """
+    from poselab.postprocess import filter_predictions
+
+    cutoff = pcutoff if pcutoff is not None else _config_pcutoff(config)
+    for path in predictions:
+        out = filter_predictions(path, method, window, polyorder, cutoff, dest, csv)
+        typer.echo(f"wrote {out}")
+
+
+@app.command("labeled-video")
+def labeled_video_cmd(
+    video: Path = typer.Argument(..., help="The analyzed video."),
+    predictions: Path = typer.Argument(..., help="Its predictions .h5."),
+    config: Path = typer.Option(None, "--config", help="config.yaml: colors, skeleton, dotsize."),
+    pcutoff: float = typer.Option(None, help="Hide keypoints below this likelihood "
+                                  "(default: the config's pcutoff, else 0.6)."),
+    trail: int = typer.Option(0, help="Draw each keypoint's path over this many frames."),
+    dest: Path = typer.Option(None, "--dest", help="Output folder (default: beside predictions)."),
+) -> None:
+    """Draw the predicted keypoints on every frame: <video stem><scorer>_labeled.mp4.
+
+    Example: poselab labeled-video mouse1.mp4 mouse1DLC_x.h5 --config config.yaml --trail 10
+    """
+    from poselab.video_output import make_labeled_video
+
+    cutoff = pcutoff if pcutoff is not None else _config_pcutoff(config)
+    typer.echo(f"wrote {make_labeled_video(video, predictions, dest, cutoff, config, trail)}")
+
+
+@app.command("plot-trajectories")
+def plot_trajectories_cmd(
+    predictions: Path = typer.Argument(..., help="Predictions .h5."),
+    config: Path = typer.Option(None, "--config", help="config.yaml (colormap, pcutoff)."),
+    pcutoff: float = typer.Option(None, help="Omit positions below this likelihood "
+                                  "(default: the config's pcutoff, else 0.6)."),
+    dest: Path = typer.Option(None, "--dest", help="Folder for plot-poses/ (default: beside it)."),
+) -> None:
+    """PNG plots: trajectories, x/y and likelihood over time, frame-to-frame displacement."""
+    from poselab.trajectory_plots import plot_trajectories
+
+    cutoff = pcutoff if pcutoff is not None else _config_pcutoff(config)
+    written = plot_trajectories(predictions, dest, cutoff, config)
+    typer.echo(f"wrote {len(written)} plots into {written[0].parent}")
+
+
+def _config_pcutoff(config: Path | None) -> float:
+    if config is None:
+        return 0.6
+    from poselab.project import open_project
+
+    return open_project(config).pcutoff
+
+
 def _mount_subapps() -> None:
     from poselab.mnist_cli import mnist_app  # imports torch lazily, inside its commands
 
