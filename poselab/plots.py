@@ -161,6 +161,11 @@ def plot_learning_curve(metrics_csv: str | os.PathLike, out: str | os.PathLike) 
             ax_err.plot(epochs[ok], df[column][ok], marker="o", ms=3, label=label)
     ax_err.set(xlabel="epoch", ylabel="mean pixel error (px)", yscale="log",
                title="Pixel error (lower is better)")
+    from matplotlib.ticker import FormatStrFormatter
+
+    for axis in (ax_err.yaxis,):  # plain numbers (2, 3, 5 px), not 2x10^0 on a log axis
+        axis.set_major_formatter(FormatStrFormatter("%g"))
+        axis.set_minor_formatter(FormatStrFormatter("%g"))
     ax_err.grid(True, which="both", alpha=0.3)
     if ax_err.lines:
         ax_err.legend()
