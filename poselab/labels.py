@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from poselab.errors import LabelFileError
+from poselab.fileio import atomic_write
 
 COLUMN_NAMES = ["scorer", "bodyparts", "coords"]
 H5_KEY = "df_with_missing"
@@ -219,15 +220,6 @@ def empty_labels(scorer: str, bodyparts: list[str], folder: str, images: list[st
 
 
 # ----------------------------------------------------------------------------- writing
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_labels(df: pd.DataFrame, path: str | os.PathLike) -> tuple[Path, Path]:
     """Write a labels table as CollectedData .h5 (key df_with_missing) AND its .csv twin.
 
@@ -242,8 +234,8 @@ def write_labels(df: pd.DataFrame, path: str | os.PathLike) -> tuple[Path, Path]
     base = base.with_suffix("") if base.suffix in (".h5", ".csv") else base
     df = canonical_labels(df, base)
     h5, csv_path = base.with_name(base.name + ".h5"), base.with_name(base.name + ".csv")
-    _atomic(h5, lambda tmp: df.to_hdf(tmp, key=H5_KEY, mode="w"))
-    _atomic(csv_path, lambda tmp: df.to_csv(tmp))
+    atomic_write(h5, lambda tmp: df.to_hdf(tmp, key=H5_KEY, mode="w"))
+    atomic_write(csv_path, lambda tmp: df.to_csv(tmp))
     return h5, csv_path
 
 
@@ -276,10 +268,10 @@ def predictions_arrays(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[s
 def write_predictions(df: pd.DataFrame, path: str | os.PathLike, csv: bool = False) -> list[Path]:
     """Write predictions as .h5 (key df_with_missing, table format) and optionally .csv."""
     h5 = Path(path).with_suffix(".h5")
-    _atomic(h5, lambda tmp: df.to_hdf(tmp, key=H5_KEY, mode="w", format="table"))
+    atomic_write(h5, lambda tmp: df.to_hdf(tmp, key=H5_KEY, mode="w", format="table"))
     written = [h5]
     if csv:
-        _atomic(h5.with_suffix(".csv"), lambda tmp: df.to_csv(tmp))
+        atomic_write(h5.with_suffix(".csv"), lambda tmp: df.to_csv(tmp))
         written.append(h5.with_suffix(".csv"))
     return written
 

@@ -14,6 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from poselab.errors import PoselabError
+from poselab.fileio import atomic_write
 
 # Sub-pixel drawing: cv2 takes fixed-point coordinates with this many fractional bits.
 _SHIFT = 4
@@ -117,9 +118,7 @@ def check_labels(config_path: str | os.PathLike) -> list[Path]:
         draw_legend(out, project.bodyparts, colors)
         dest = path.parent.with_name(path.parent.name + "_labeled") / path.name
         dest.parent.mkdir(exist_ok=True)
-        tmp = dest.with_name(f".tmp-{dest.name}")
-        cv2.imwrite(str(tmp), out)
-        os.replace(tmp, dest)
+        atomic_write(dest, lambda tmp, image=out: cv2.imwrite(str(tmp), image))
         written.append(dest)
     return written
 
@@ -136,9 +135,7 @@ def _pyplot():
 
 def _save_figure(fig, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight", format=path.suffix[1:] or "png")
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight"))
 
 
 def plot_learning_curve(metrics_csv: str | os.PathLike, out: str | os.PathLike) -> Path:

@@ -25,6 +25,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from poselab.errors import ConfigError, PoselabError
+from poselab.fileio import atomic_write_text
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".mpg", ".mpeg", ".m4v", ".wmv")
 
@@ -205,13 +206,7 @@ class Project:
         self.cfg["project_path"] = str(self.root.resolve())
         buf = io.StringIO()
         _yaml().dump(self.cfg, buf)
-        _atomic_write_text(self.config_path, buf.getvalue())
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+        atomic_write_text(self.config_path, buf.getvalue())
 
 
 def _line(cfg: Any, key: str) -> str:

@@ -1,0 +1,29 @@
+"""Atomic file writes: a crash leaves the old file or the new one, never a torn one.
+
+`atomic_write(path, write)` calls `write(tmp)` on a temporary path beside the target (same
+folder, so os.replace is atomic; same suffix, so writers that pick a format from the
+extension, like cv2.imwrite or matplotlib, still work), then renames it over the target.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
+    """Write `path` through `write(tmp_path)`, then rename; the temp file never survives."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
