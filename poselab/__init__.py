@@ -29,6 +29,7 @@ _API = {
     "make_synthetic_video": "poselab.synthetic",
     "VideoReader": "poselab.video",
     "extract_frames": "poselab.frames",
+    "extract_outliers": "poselab.outliers",
     "train": "poselab.train",
     "TrainConfig": "poselab.train_config",
     "evaluate": "poselab.evaluate",
@@ -38,6 +39,7 @@ _API = {
     "filter_predictions": "poselab.postprocess",
     "make_labeled_video": "poselab.video_output",
     "plot_trajectories": "poselab.trajectory_plots",
+    "export_model": "poselab.export",
 }
 
 __all__ = sorted(_API)

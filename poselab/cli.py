@@ -357,6 +357,51 @@ def _config_pcutoff(config: Path | None) -> float:
     return open_project(config).pcutoff
 
 
+@app.command("extract-outliers")
+def extract_outliers_cmd(
+    config: Path = ConfigArg,
+    video: str = typer.Argument(..., help="Video of the project (path, file name or stem)."),
+    predictions: Path = typer.Argument(..., help="Its predictions .h5 (from analyze)."),
+    n: int = typer.Option(None, "--n", "-n", help="Frames to extract (default: config "
+                          "numframes2pick); fewer candidates: all are taken."),
+    criteria: str = typer.Option("jump,likelihood", help="Comma-separated: jump (a keypoint "
+                                 "moves more than --jump-px), likelihood (below --pcutoff)."),
+    jump_px: float = typer.Option(20.0, "--jump-px", help="Jump threshold in pixels."),
+    pcutoff: float = typer.Option(None, help="Likelihood threshold (default: config pcutoff)."),
+    seed: int = typer.Option(0, help="k-means seed (same seed, same frames)."),
+) -> None:
+    """Extract outlier frames to correct: labeled-data/<video stem>/img<index>.png plus their
+    predictions in machinelabels-iter<iteration>.h5 (shown by `poselab label`).
+
+    Existing images and CollectedData files are never touched.
+    Example: poselab extract-outliers config.yaml mouse1.mp4 mouse1DLC_x.h5 --n 10
+    """
+    from poselab.outliers import extract_outliers
+
+    result = extract_outliers(config, video, predictions, n, _split_list(criteria) or [],
+                              jump_px, pcutoff, seed)
+    for message in result.messages:
+        typer.echo(message)
+
+
+@app.command("export")
+def export_cmd(
+    run: Path = typer.Argument(..., help="A run dir (models/<run>)."),
+    fmt: str = typer.Option("torchscript", "--format", help="torchscript or onnx."),
+    dest: Path = typer.Option(None, "--dest", help="Folder for export/ (default: the run dir)."),
+    which: str = typer.Option("best", "--which", help="Checkpoint: best or last."),
+) -> None:
+    """Export the network (model.pt or model.onnx) and preprocessing.json, its pre/post-
+    processing recipe, into <dest or run>/export/; checked against PyTorch before it is kept.
+
+    Example: poselab export models/resnet50-20261126 --format onnx --dest deploy
+    """
+    from poselab.export import export_model
+
+    for path in export_model(run, fmt, dest, which):
+        typer.echo(f"wrote {path}")
+
+
 def _mount_subapps() -> None:
     from poselab.mnist_cli import mnist_app  # imports torch lazily, inside its commands
 

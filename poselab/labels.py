@@ -162,8 +162,8 @@ def read_machine_labels(path: str | os.PathLike) -> pd.DataFrame:
     """Read a labeled-data folder's machinelabels-iter<N>.h5 (or .csv): predicted keypoints.
 
     Rows are indexed like `read_labels` (3-level tuples, old string paths converted) and the
-    coords are x, y, likelihood (likelihood NaN where the file has none). Read-only: poselab
-    never writes these files.
+    coords are x, y, likelihood (likelihood NaN where the file has none). Only
+    `poselab extract-outliers` writes these files; the labeler never modifies them.
 
     Raises:
         LabelFileError: missing, unreadable or malformed file.
