@@ -391,8 +391,8 @@ def export_cmd(
     dest: Path = typer.Option(None, "--dest", help="Folder for export/ (default: the run dir)."),
     which: str = typer.Option("best", "--which", help="Checkpoint: best or last."),
 ) -> None:
-    """Export the network (model.pt or model.onnx) and preprocessing.json, its pre/post-
-    processing recipe, into <dest or run>/export/; checked against PyTorch before it is kept.
+    """Export the network (model.pt or model.onnx) and preprocessing.json (how to prepare
+    frames and decode outputs) into <dest or run>/export/, checked against PyTorch first.
 
     Example: poselab export models/resnet50-20261126 --format onnx --dest deploy
     """
