@@ -117,6 +117,27 @@ export const Actions = {
     ui.toast('no earlier labeled frame in this folder');
   },
 
+  // Enter: every prediction of this frame goes into its bodypart where that bodypart is empty
+  // (a label or 'not visible' stays), as ONE undo step. The machinelabels file is never
+  // written: accepted points are ordinary edits of CollectedData.
+  acceptPredictions() {
+    const preds = this.currentPredictions;
+    if (!Object.keys(preds).length) {
+      ui.toast('no predictions for this frame');
+      return;
+    }
+    const vals = this.current;
+    const changes = this.bodyparts
+      .filter((bp) => preds[bp] && vals[bp] === undefined)
+      .map((bp) => ({ bp, value: [round2(preds[bp][0]), round2(preds[bp][1])] }));
+    const low = changes.filter((c) => this.lowLikelihood().includes(c.bp)).length;
+    if (!this.change(changes)) ui.toast('every predicted bodypart is labeled or not visible');
+    else ui.toast(`accepted ${changes.length} prediction(s)${low ? `, ${low} under pcutoff` : ''}`);
+    const k = this.firstMissing(this.active - 1);
+    if (k >= 0 && this.mode !== 'quick') this.active = k;
+    this.render();
+  },
+
   nudge(dx, dy) {
     const vals = this.current;
     const bp = Array.isArray(vals[this.selected]) ? this.selected : this.bodyparts[this.active];
@@ -171,9 +192,35 @@ export const Actions = {
     return best;
   },
 
-  beginDrag(bp, pressImage) {
-    const v = this.current[bp];
-    this.drag = { bp, before: v, grab: [v[0] - pressImage[0], v[1] - pressImage[1]] };
+  // The hollow prediction marker under stage (sx, sy), when predictions are shown.
+  predictionHit(sx, sy) {
+    if (!this.painted || !this.showPredictions) return null;
+    const preds = this.currentPredictions;
+    let best = null;
+    let bestD = MARKER_RADIUS + 4;
+    for (const bp of this.bodyparts) {
+      if (!preds[bp]) continue;
+      const [px, py] = this.view.toStage(preds[bp][0], preds[bp][1]);
+      const d = Math.hypot(px - sx, py - sy);
+      if (d <= bestD) [best, bestD] = [bp, d];
+    }
+    return best;
+  },
+
+  // What a press at (sx, sy) grabs: {bp, from: [x, y]} or null. A label marker wins over a
+  // prediction; grabbing a prediction drags from the prediction's position, so dropping it
+  // stores that bodypart's label there (it replaces a label elsewhere: the drop is the answer).
+  grabAt(sx, sy) {
+    const label = this.hitTest(sx, sy);
+    if (label) return { bp: label, from: this.current[label] };
+    const bp = this.predictionHit(sx, sy);
+    return bp ? { bp, from: this.currentPredictions[bp].slice(0, 2) } : null;
+  },
+
+  beginDrag({ bp, from }, pressImage) {
+    // `before` may be undefined or 'nv' (a prediction drag); endDrag restores it, then records.
+    const before = this.current[bp];
+    this.drag = { bp, before, grab: [from[0] - pressImage[0], from[1] - pressImage[1]] };
     this.selected = bp;
   },
 
@@ -184,7 +231,7 @@ export const Actions = {
     const ny = Math.min(this.view.ih - 0.5, Math.max(-0.5, y + d.grab[1]));
     put(this.folder.values, this.frameName, d.bp, [round2(nx), round2(ny)]); // not saved yet
     this.drawOverlay();
-    ui.updateLegend(this.bodyparts, this.current, this.active);
+    this.renderLegend();
   },
 
   endDrag(commit = true) {

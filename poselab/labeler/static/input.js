@@ -2,8 +2,9 @@
 //
 // Pointer: a press-release that moves less than CLICK_SLOP screen px is a click (it places the
 // active bodypart at the PRESS position and never pans). A larger move pans, unless the press
-// was on a marker: then it drags that marker only. Right/middle button or Space+drag always
-// pan; the wheel zooms about the cursor.
+// was on a marker: then it drags that marker only (on a hollow prediction: it drags a copy
+// that becomes the bodypart's label where it is dropped). Right/middle button or Space+drag
+// always pan; the wheel zooms about the cursor.
 //
 // Adding a key: a case in onKey (keep napari-deeplabcut's key where it has one) and a row in
 // index.html's help table.
@@ -37,7 +38,7 @@ export function bindInput(app) {
       ox: view.ox,
       oy: view.oy,
       panOnly,
-      hit: panOnly ? null : app.hitTest(sx, sy),
+      hit: panOnly ? null : app.grabAt(sx, sy), // a marker or a hollow prediction
       image: view.toImage(sx, sy), // where a click places: the press position
       moved: false,
     };
@@ -193,6 +194,9 @@ function onKey(app, e, setSpace) {
         break;
       case 'c':
         app.copyPrevious();
+        break;
+      case 'Enter':
+        app.acceptPredictions();
         break;
       case 'g':
         toggle('goto', true);

@@ -67,6 +67,20 @@ class App {
     return this.valuesOf(this.frameName);
   }
 
+  // Predictions of the current frame, {bp: [x, y, likelihood | null]}, or {} (none / hidden
+  // file): read-only, from the folder's newest machinelabels file.
+  get currentPredictions() {
+    const preds = this.folder && this.folder.predictions;
+    return (preds && preds[this.frameName]) || {};
+  }
+
+  // Bodyparts whose prediction on this frame is under the config's pcutoff (flagged).
+  lowLikelihood() {
+    const preds = this.currentPredictions;
+    return this.bodyparts.filter((bp) => preds[bp] && preds[bp][2] !== null &&
+      preds[bp][2] < this.project.pcutoff);
+  }
+
   // Actions that await (folder loads) run one after another, never interleaved.
   serial(fn) {
     this.serialChain = this.serialChain.then(fn).catch((err) => ui.toast(err.message));
@@ -183,7 +197,7 @@ class App {
   render() {
     if (!this.project) return;
     const vals = this.current;
-    ui.updateLegend(this.bodyparts, vals, this.active);
+    this.renderLegend();
     const bp = this.bodyparts[this.active];
     const v = vals[bp];
     const hint = Array.isArray(v) ? 'labeled · click moves it' : v === 'nv' ? 'not visible' : '';
@@ -196,6 +210,11 @@ class App {
     this.drawOverlay();
     this.renderStatus();
     this.renderSaveState();
+  }
+
+  renderLegend() {
+    ui.updateLegend(this.bodyparts, this.current, this.active, this.currentPredictions,
+      new Set(this.lowLikelihood()));
   }
 
   drawOverlay() {
@@ -340,7 +359,8 @@ class App {
     this.pointer = sx === null ? null : [sx, sy];
     const hover = sx === null || this.drag ? null : this.hitTest(sx, sy);
     ui.moveBadge(sx, sy, sx !== null && this.painted);
-    $('overlay-canvas').classList.toggle('over-marker', !!hover);
+    const grab = hover || (sx !== null && !this.drag && this.predictionHit(sx, sy));
+    $('overlay-canvas').classList.toggle('over-marker', !!grab);
     if (hover !== this.hover) {
       this.hover = hover;
       this.drawOverlay();
@@ -351,10 +371,13 @@ class App {
   state() {
     const points = {};
     const notVisible = [];
+    const predictions = {};
+    const preds = this.currentPredictions;
     for (const bp of this.bodyparts) {
       const v = this.current[bp];
       points[bp] = Array.isArray(v) ? [v[0], v[1]] : null;
       if (v === 'nv') notVisible.push(bp);
+      predictions[bp] = preds[bp] ? [...preds[bp]] : null;
     }
     return {
       folder: this.folder ? this.folder.name : null,
@@ -371,6 +394,8 @@ class App {
       painted: this.painted,
       conflict: !!this.conflict,
       undo_depth: this.undoStack.length,
+      predictions,
+      low_likelihood: this.project ? this.lowLikelihood() : [],
     };
   }
 }

@@ -43,13 +43,21 @@ export function buildLegend(bodyparts, colors, onPick) {
   });
 }
 
-export function updateLegend(bodyparts, values, active) {
+// `predictions` {bp: [x, y, p]} of the frame (may be {}); `low` the Set of bodyparts whose
+// prediction is under pcutoff: they get the 'low-likelihood' flag (a '?' after the name).
+export function updateLegend(bodyparts, values, active, predictions = {}, low = new Set()) {
   const items = $('legend').children;
   bodyparts.forEach((bp, k) => {
     const li = items[k];
     const v = values[bp];
     const state = Array.isArray(v) ? 'labeled' : v === 'nv' ? 'notvisible' : 'missing';
+    const p = predictions[bp];
     li.classList.toggle('active', k === active);
+    li.classList.toggle('predicted', !!p);
+    li.classList.toggle('low-likelihood', low.has(bp));
+    // Shown after the state by CSS ('.state::after'), e.g. "pred 0.30 ?" when flagged.
+    const lik = p ? (p[2] === null ? 'pred' : `pred ${p[2].toFixed(2)}`) : '';
+    li.querySelector('.state').dataset.pred = low.has(bp) ? `${lik} ?` : lik;
     li.classList.remove('labeled', 'notvisible', 'missing');
     li.classList.add(state);
     li.querySelector('.state').textContent = Array.isArray(v)
