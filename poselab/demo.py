@@ -77,6 +77,24 @@ def label_from_truth(
     return h5
 
 
+def make_synthetic_project(
+    root: str | os.PathLike, name: str, video_name: str = "mouse.avi", n_frames: int = 48,
+    size: tuple[int, int] = (96, 64), seed: int = 0, label_every: int = 4,
+    experimenter: str = "gt",
+) -> tuple[Path, Path, Path]:
+    """A project on a synthetic video with every `label_every`-th frame labeled from truth.
+
+    Returns:
+        (config.yaml, video, ground-truth .h5).
+    """
+    root = Path(root)
+    video, truth = write_synthetic_video(root / video_name, n_frames, size, seed)
+    config = create_project(name, experimenter, [video], list(SYNTHETIC_BODYPARTS),
+                            working_dir=root, date=DEMO_DATE)
+    label_from_truth(config, video, pd.read_hdf(truth), list(range(0, n_frames, label_every)))
+    return config, video, truth
+
+
 def run_demo(out: str | os.PathLike, echo: Callable[[str], None] = print) -> Path:
     """Run the demo in `out` and return the project's config.yaml."""
     out = Path(out)

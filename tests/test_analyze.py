@@ -3,7 +3,6 @@ the executor path (process pool) and the CLI. One tiny model trained once for th
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import multiprocessing
 import os
@@ -21,11 +20,10 @@ from typer.testing import CliRunner
 
 from poselab.analyze import AnalysisError, analyze_video, analyze_videos
 from poselab.cli import app
-from poselab.demo import label_from_truth, write_synthetic_video
+from poselab.demo import make_synthetic_project, write_synthetic_video
 from poselab.errors import PoselabError
 from poselab.labels import predictions_arrays
 from poselab.predict import Predictor
-from poselab.project import create_project
 from poselab.synthetic import SYNTHETIC_BODYPARTS
 from poselab.train import train
 from poselab.train_config import TrainConfig
@@ -39,10 +37,8 @@ def trained(tmp_path_factory) -> dict:
     """A 96x64 synthetic video, 16 frames labeled from its ground truth, a resnet18 trained
     for a few seconds (random init: it is a plumbing model, not an accurate one)."""
     root = tmp_path_factory.mktemp("analyze")
-    video, truth = write_synthetic_video(root / "mouse.avi", N_FRAMES, (96, 64), seed=2)
-    config = create_project("an", "gt", [video], list(SYNTHETIC_BODYPARTS), working_dir=root,
-                            date=dt.date(2026, 1, 1))
-    label_from_truth(config, video, pd.read_hdf(truth), list(range(0, N_FRAMES, 3)))
+    config, video, truth = make_synthetic_project(root, "an", n_frames=N_FRAMES, seed=2,
+                                                  label_every=3)
     cfg = TrainConfig(backbone="resnet18", weights="none", epochs=3, batch_size=8, workers=0,
                       head_width=32, precision="fp32", train_fraction=0.75, warmup_epochs=0,
                       lr=2e-3, augment={"crop_size": None, "affine_prob": 0.0})

@@ -4,24 +4,21 @@ model trained once for the module."""
 
 from __future__ import annotations
 
-import datetime as dt
 import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from typer.testing import CliRunner
 
 from poselab.cli import app
-from poselab.demo import label_from_truth, write_synthetic_video
+from poselab.demo import make_synthetic_project
 from poselab.errors import PoselabError
 from poselab.export import export_model, load_exported
 from poselab.heatmaps import Codec, decode
 from poselab.predict import load_run
-from poselab.project import create_project
 from poselab.synthetic import SYNTHETIC_BODYPARTS
 from poselab.train import train
 from poselab.train_config import TrainConfig
@@ -39,10 +36,7 @@ FORMATS = ["torchscript",
 def run(tmp_path_factory) -> Path:
     """A resnet18 (random init, head width 32) trained 2 epochs on a 96x64 synthetic video."""
     root = tmp_path_factory.mktemp("export")
-    video, truth = write_synthetic_video(root / "mouse.avi", 16, (96, 64), seed=3)
-    config = create_project("ex", "gt", [video], list(SYNTHETIC_BODYPARTS), working_dir=root,
-                            date=dt.date(2026, 1, 1))
-    label_from_truth(config, video, pd.read_hdf(truth), list(range(0, 16, 2)))
+    config, _, _ = make_synthetic_project(root, "ex", n_frames=16, seed=3, label_every=2)
     cfg = TrainConfig(backbone="resnet18", weights="none", epochs=2, batch_size=4, workers=0,
                       head_width=32, precision="fp32", train_fraction=0.75, warmup_epochs=0,
                       augment={"crop_size": None, "affine_prob": 0.0})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import subprocess
@@ -15,7 +14,7 @@ import torch
 from typer.testing import CliRunner
 
 from poselab.cli import app
-from poselab.demo import label_from_truth, write_synthetic_video
+from poselab.demo import make_synthetic_project
 from poselab.evaluate import evaluate
 from poselab.project import create_project
 from poselab.synthetic import SYNTHETIC_BODYPARTS
@@ -27,11 +26,7 @@ from poselab.train_config import TrainConfig
 def tiny_project(tmp_path_factory) -> Path:
     """A synthetic project (96x64 video) with 12 frames labeled from the ground truth."""
     root = tmp_path_factory.mktemp("tiny")
-    video, truth = write_synthetic_video(root / "mouse.avi", 48, (96, 64), seed=2)
-    config = create_project("tiny", "gt", [video], list(SYNTHETIC_BODYPARTS), working_dir=root,
-                            date=dt.date(2026, 1, 1))
-    label_from_truth(config, video, pd.read_hdf(truth), list(range(0, 48, 4)))
-    return config
+    return make_synthetic_project(root, "tiny", n_frames=48, seed=2, label_every=4)[0]
 
 
 def _cfg(**kw) -> TrainConfig:
@@ -134,10 +129,8 @@ def test_ddp_two_processes_gloo(tiny_project: Path):
 @pytest.mark.slow
 def test_smoke_training_learns_synthetic_keypoints(tmp_path: Path):
     """ImageNet EfficientNet-Lite0 learns the synthetic animal to < 3 px in about a minute."""
-    video, truth = write_synthetic_video(tmp_path / "mouse.mp4", 200, (128, 96), seed=1)
-    config = create_project("smoke", "gt", [video], list(SYNTHETIC_BODYPARTS),
-                            working_dir=tmp_path, date=dt.date(2026, 1, 1))
-    label_from_truth(config, video, pd.read_hdf(truth), list(range(0, 200, 2)))
+    config, _, _ = make_synthetic_project(tmp_path, "smoke", "mouse.mp4", n_frames=200,
+                                          size=(128, 96), seed=1, label_every=2)
     cfg = TrainConfig(backbone="efficientnet_lite0", weights="imagenet", epochs=24,
                       batch_size=8, lr=2e-3, lr_drops=[0.75], lr_drop_factors=[0.2],
                       train_fraction=0.8, workers=0, sigma=6.0, eval_every=8, head_width=64,
