@@ -27,6 +27,7 @@ import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
 from poselab.analyze import analyze_video
+from poselab.augment import padded_size, scaled_size
 from poselab.engine import save_checkpoint
 from poselab.heatmaps import Codec
 from poselab.models.posenet import PoseNet
@@ -35,21 +36,26 @@ from poselab.predict import Predictor
 ROOT = Path(__file__).resolve().parents[1]
 VIDEO = ROOT.parent / "shared" / "data" / "openfield-Pranav-2018-10-30" / "videos" / "m3v1mp4.mp4"
 BODYPARTS = ["snout", "leftear", "rightear", "tailbase"]
-CONFIGS = {  # name -> PoseNet options (bf16 autocast where the CPU supports it)
+CONFIGS = {  # name -> PoseNet options + input_scale (bf16 autocast where the CPU supports it)
     "resnet50 (default: stride 32, head 256)": dict(backbone_name="resnet50"),
     "resnet50 (stride 32, head 128)": dict(backbone_name="resnet50", head_width=128),
     "resnet18 (stride 32, head 128)": dict(backbone_name="resnet18", head_width=128),
     "efficientnet_lite0 (fast_lite0 preset)": dict(backbone_name="efficientnet_lite0",
                                                    head_width=128),
+    "efficientnet_lite0 (fastest_lite0 preset, input_scale 0.5)": dict(
+        backbone_name="efficientnet_lite0", head_width=128, input_scale=0.5),
 }
 
 
 def make_run(root: Path, name: str, options: dict) -> Path:
     """A run dir as train() writes it, with untrained weights."""
+    options = dict(options)
+    input_scale = options.pop("input_scale", 1.0)
     model = PoseNet(num_keypoints=len(BODYPARTS), weights="none", **options)
     run = root / name.split(" ")[0] / str(abs(hash(name)))
     run.mkdir(parents=True)
-    info = {"train": {"precision": "auto"}, "model": model.config(), "codec": vars(Codec()),
+    info = {"train": {"precision": "auto", "input_scale": input_scale}, "model": model.config(),
+            "codec": vars(Codec()),
             "bodyparts": BODYPARTS, "scorer": "bench", "mean": list(model.mean),
             "std": list(model.std), "pcutoff": 0.6, "skeleton": []}
     (run / "run.yaml").write_text(yaml.safe_dump(info))
@@ -83,7 +89,9 @@ def matmul_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
 
 
 def frame_gflop(predictor: Predictor) -> float:
-    x = torch.zeros(1, 3, 480, 640).contiguous(memory_format=torch.channels_last)
+    """Network GFLOP for one 640x480 frame, at the size the network sees it (input_scale)."""
+    h, w = (padded_size(n) for n in scaled_size((480, 640), predictor.input_scale))
+    x = torch.zeros(1, 3, h, w).contiguous(memory_format=torch.channels_last)
     with FlopCounterMode(display=False) as counter, torch.inference_mode():
         predictor.model(x)
     return counter.get_total_flops() / 1e9
@@ -114,12 +122,13 @@ def main() -> None:
         seconds = time.perf_counter() - start
         fps = args.frames / seconds
         ref = peak["bf16" if predictor.dtype is torch.bfloat16 else "fp32"]
-        row = {"config": name, "frames_per_s": fps, "gflop_per_frame": gflop,
+        row = {"config": name, "input_scale": predictor.input_scale, "frames_per_s": fps,
+               "gflop_per_frame": gflop,
                "achieved_gflops": fps * gflop, "fraction_of_matmul": fps * gflop / ref,
                "dtype": str(predictor.dtype), "vs_deeplabcut_resnet50": fps / 1.43,
                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
         results.append(row)
-        print(f"{name:<42} {fps:6.2f} frames/s ({fps / 1.43:4.1f}x DLC resnet_50), "
+        print(f"{name:<58} {fps:6.2f} frames/s ({fps / 1.43:4.1f}x DLC resnet_50), "
               f"{gflop:5.1f} GFLOP/frame, {fps * gflop:5.1f} GFLOP/s = "
               f"{fps * gflop / ref:.0%} of same-run {('bf16' if predictor.dtype else 'fp32')} "
               f"matmul, peak RSS {row['peak_rss_mb']:.0f} MB", flush=True)

@@ -180,6 +180,7 @@ def _metadata(predictor: Predictor, reader, video: Path, decoded: int, true_coun
         "run": str(predictor.run.resolve()), "checkpoint_epoch": predictor.epoch,
         "scorer": predictor.scorer, "bodyparts": predictor.bodyparts,
         "device": str(predictor.device), "batch_size": predictor.batch_size,
+        "input_scale": predictor.input_scale,  # the network saw frames resized by this
         "autocast_dtype": str(predictor.dtype).removeprefix("torch.") if predictor.dtype
         else "float32",
         "seconds": round(seconds, 3), "frames_per_second": round(decoded / max(seconds, 1e-9), 2),

@@ -13,6 +13,12 @@ which is the labels' convention: a keypoint p lands exactly at M p, no half-pixe
 (p + 0.5) * s - 0.5 correction.) One warp is also the fastest path: one bilinear pass, and no
 intermediate rotated/scaled full-size image.
 
+Input scale (TrainConfig.input_scale): the resize that inference applies to every frame
+(`input_scale_matrix`, edge-aligned as cv2.resize) is composed into the same matrix, and
+`sample_geometry` draws in the resized image's pixels, so crop sizes stay network pixels and
+there is still one warp. At scale 1/2 the warp's bilinear samples fall midway between 2x2
+source pixels: the box average that inference's cv2.INTER_AREA resize computes.
+
 Extending: add a documented field to AugmentConfig whose default keeps today's behaviour,
 draw its random parameters from the `rng` passed in (never a global RNG: reproducibility
 depends on it), then either compose it into the matrix in `sample_geometry` if it moves
@@ -169,6 +175,32 @@ def flip_pair_indices(
 def padded_size(size: int, multiple: int = 32) -> int:
     """Smallest multiple of `multiple` >= size."""
     return -(-size // multiple) * multiple
+
+
+def scaled_size(image_hw: tuple[int, int], input_scale: float) -> tuple[int, int]:
+    """(h, w) of an image resized by input_scale: the size inference resizes frames to."""
+    h, w = image_hw
+    return max(1, round(h * input_scale)), max(1, round(w * input_scale))
+
+
+def input_scale_matrix(image_hw: tuple[int, int], input_scale: float) -> np.ndarray:
+    """M float64 (2, 3) of the resize to `scaled_size`, on pixel centers.
+
+    cv2.resize maps pixel EDGES to edges, ratio r = new size / old size per axis (the
+    rounded size makes r differ slightly from input_scale), so a pixel center p lands at
+    (p + 0.5) r - 0.5. Training composes this matrix into its warp so that its keypoints
+    agree with resized inference frames to the last bit of the convention: no half-pixel bias.
+    """
+    h, w = image_hw
+    sh, sw = scaled_size(image_hw, input_scale)
+    rx, ry = sw / w, sh / h
+    return np.array([[rx, 0.0, 0.5 * rx - 0.5], [0.0, ry, 0.5 * ry - 0.5]])
+
+
+def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """The 2x3 affine map `outer(inner(p))`."""
+    return np.hstack([outer[:, :2] @ inner[:, :2], (outer[:, :2] @ inner[:, 2] + outer[:, 2])
+                      [:, None]])
 
 
 def sample_geometry(

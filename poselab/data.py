@@ -3,11 +3,13 @@
 Notation: B batch, K keypoints, H W image, H' W' padded image, h w heatmap.
 
 Evaluation, video analysis and eval-mode PoseDataset all use `preprocess` /
-`preprocess_batch`: RGB uint8 -> [0, 1] -> (x - mean) / std -> zero-pad bottom/right to a
-multiple of 32. Zero after normalization is the mean color, which is also the border color
-of training warps (`PoseDataset` fills with round(mean * 255)), so padding looks the same in
-training and inference. Bottom/right padding leaves pixel coordinates unchanged, and a
-multiple of 32 makes every backbone stride divide the input exactly.
+`preprocess_batch`: RGB uint8 -> resize by input_scale (`resize_image`; skipped at 1) ->
+[0, 1] -> (x - mean) / std -> zero-pad bottom/right to a multiple of 32. Network outputs
+are mapped back to frame pixels with `to_frame_pixels`. Zero after normalization is the
+mean color, which is also the border color of training warps (`PoseDataset` fills with
+round(mean * 255)), so padding looks the same in training and inference. Bottom/right
+padding leaves pixel coordinates unchanged, and a multiple of 32 makes every backbone stride
+divide the input exactly.
 
 Train mode draws each sample's randomness from numpy.random.default_rng((seed, epoch, frame
 index)): the same seed gives the same augmentations whatever the number of DataLoader
@@ -38,11 +40,15 @@ from torch.utils.data import Dataset
 from poselab.augment import (
     AugmentConfig,
     apply_geometry,
+    compose,
     drop_outside,
     flip_pair_indices,
+    input_scale_matrix,
     padded_size,
     photometric,
     sample_geometry,
+    scaled_size,
+    transform_keypoints,
 )
 from poselab.errors import PoselabError
 from poselab.heatmaps import Codec, encode
@@ -160,14 +166,49 @@ def normalize(
     return out
 
 
+def resize_image(image: np.ndarray, input_scale: float) -> np.ndarray:
+    """An (H, W, C) image resized to `scaled_size` (the image itself at scale 1).
+
+    INTER_AREA when shrinking (a box filter: no aliasing), INTER_LINEAR when enlarging.
+    """
+    if input_scale == 1.0:
+        return image
+    h, w = scaled_size(image.shape[:2], input_scale)
+    interp = cv2.INTER_AREA if input_scale < 1 else cv2.INTER_LINEAR
+    return cv2.resize(image, (w, h), interpolation=interp)
+
+
+def resize_frames(frames: np.ndarray, input_scale: float) -> np.ndarray:
+    """`resize_image` for a uint8 (B, H, W, 3) batch."""
+    if input_scale == 1.0 or len(frames) == 0:
+        return frames
+    return np.stack([resize_image(f, input_scale) for f in frames])
+
+
+def to_frame_pixels(xy: np.ndarray, frame_hw: tuple[int, int], input_scale: float) -> np.ndarray:
+    """Network-input coordinates (..., 2) of a frame resized by `resize_image` -> frame pixels.
+
+    The inverse of augment.input_scale_matrix: x = (x' + 0.5) W / W' - 0.5 (pixel centers
+    at integers, the resize maps edges to edges).
+    """
+    if input_scale == 1.0:
+        return xy
+    h, w = frame_hw
+    sh, sw = scaled_size(frame_hw, input_scale)
+    ratio = np.array([w / sw, h / sh], np.float64)
+    return ((xy + 0.5) * ratio - 0.5).astype(xy.dtype)
+
+
 def preprocess(
-    image: np.ndarray, mean: Sequence[float], std: Sequence[float], multiple: int = MULTIPLE
+    image: np.ndarray, mean: Sequence[float], std: Sequence[float], multiple: int = MULTIPLE,
+    input_scale: float = 1.0,
 ) -> torch.Tensor:
     """Evaluation preprocessing of one RGB uint8 (H, W, 3) frame -> float32 (3, H', W').
 
-    Normalizes, then zero-pads bottom/right (0 = the mean color); keypoint coordinates are
-    unchanged.
+    Resizes by input_scale, normalizes, then zero-pads bottom/right (0 = the mean color);
+    padding leaves coordinates unchanged, the resize maps them as `input_scale_matrix`.
     """
+    image = resize_image(image, input_scale)
     h, w = image.shape[:2]
     out = np.zeros((3, padded_size(h, multiple), padded_size(w, multiple)), np.float32)
     normalize(image, mean, std, out=out[:, :h, :w])
@@ -175,9 +216,17 @@ def preprocess(
 
 
 def preprocess_batch(
-    frames: torch.Tensor, mean: Sequence[float], std: Sequence[float], multiple: int = MULTIPLE
+    frames: torch.Tensor, mean: Sequence[float], std: Sequence[float], multiple: int = MULTIPLE,
+    input_scale: float = 1.0,
 ) -> torch.Tensor:
-    """`preprocess` for a uint8 (B, H, W, 3) RGB tensor on any device -> float32 (B, 3, H', W')."""
+    """`preprocess` for a uint8 (B, H, W, 3) RGB tensor on any device -> float32 (B, 3, H', W').
+
+    A resize (input_scale != 1) runs on the host with OpenCV, as `preprocess`, so every path
+    sees the same pixels; `Predictor` resizes before the upload, which moves fewer bytes.
+    """
+    if input_scale != 1.0:
+        resized = resize_frames(frames.cpu().numpy(), input_scale)
+        frames = torch.from_numpy(resized).to(frames.device)
     x = frames.permute(0, 3, 1, 2).float().mul_(1 / 255)  # (B, 3, H, W)
     m = torch.as_tensor(mean, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
     s = torch.as_tensor(std, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
@@ -205,13 +254,16 @@ class PoseDataset(Dataset):
 
     Each item is a dict of tensors: "image" float32 (3, H, W) normalized; "keypoints"
     float32 (K, 2) in the returned image's pixels (NaN = unlabeled or outside it); "index"
-    int64, the frame's index in `frames`; and, when `codec` is set, every heatmaps.encode
+    int64, the frame's index in `frames`; "frame_hw" int64 (2,), the source frame's (H, W)
+    (with `input_scale`, `to_frame_pixels` needs it); and, when `codec` is set, every
+    heatmaps.encode
     output ("heatmaps" (K, h, w), "offsets" (2K, h, w), "offset_mask" (K, h, w),
     "keypoint_mask" (K,), ...).
 
     Eval mode (train False or augment None) is `preprocess` on the full frame, no randomness;
     batch it with `pad_collate` when frame sizes differ. Train mode applies `augment`; fixed
-    crops make every item the same size, so the default collate works.
+    crops make every item the same size, so the default collate works. Both modes see the
+    frame resized by `input_scale` (train mode inside its one warp).
 
     Args:
         frames: the project's labeled frames.
@@ -227,6 +279,8 @@ class PoseDataset(Dataset):
         cache_images: decode every image once, at construction (a missing image fails
             then); otherwise read from disk on each access.
         seed: augmentation seed; item randomness = default_rng((seed, epoch, frame index)).
+        input_scale: resize factor of every frame (TrainConfig.input_scale); crops and
+            targets are in the resized image's pixels.
 
     Raises:
         PoselabError: an index out of range or a missing/unreadable image (naming it).
@@ -245,12 +299,13 @@ class PoseDataset(Dataset):
         flip_pairs: Sequence[tuple[Any, Any]] = (),
         cache_images: bool = True,
         seed: int = 0,
+        input_scale: float = 1.0,
     ) -> None:
         self.frames, self.indices = frames, [int(i) for i in indices]
         bad = [i for i in self.indices if not 0 <= i < len(frames)]
         if bad:
             raise PoselabError(f"frame index {bad[0]} out of range (have {len(frames)} frames)")
-        self.codec, self.seed = codec, seed
+        self.codec, self.seed, self.input_scale = codec, seed, float(input_scale)
         self.mean, self.std = list(map(float, mean)), list(map(float, std))
         self.train = bool(train and augment is not None)
         if augment is not None and crop_size is not None:
@@ -290,7 +345,7 @@ class PoseDataset(Dataset):
         moved = keypoints
         if self.train:
             rng = np.random.default_rng((self.seed % 2**63, int(self._epoch), index))
-            m, out_hw, flipped = sample_geometry(self.augment, image.shape[:2], keypoints, rng)
+            m, out_hw, flipped = self._geometry(image.shape[:2], keypoints, rng)
             warped, moved = apply_geometry(
                 image, keypoints, m, out_hw, flipped, self.flip_pairs, self._fill
             )
@@ -298,11 +353,15 @@ class PoseDataset(Dataset):
             x = np.multiply(warped, np.float32(1 / 255), dtype=np.float32)  # (H, W, 3)
             x = torch.from_numpy(normalize(photometric(x, self.augment, rng), self.mean, self.std))
         else:
-            x = preprocess(image, self.mean, self.std)
+            x = preprocess(image, self.mean, self.std, input_scale=self.input_scale)
+            if self.input_scale != 1.0:
+                moved = keypoints = transform_keypoints(
+                    keypoints, input_scale_matrix(image.shape[:2], self.input_scale))
         item = {
             "image": x,
             "keypoints": torch.from_numpy(keypoints),
             "index": torch.tensor(index, dtype=torch.int64),
+            "frame_hw": torch.tensor(image.shape[:2], dtype=torch.int64),
         }
         if self.codec is not None:
             # The moved keypoints, not the NaN'd ones: a labeled keypoint pushed off the crop
@@ -310,6 +369,18 @@ class PoseDataset(Dataset):
             targets = encode(moved, tuple(x.shape[-2:]), self.codec)
             item.update({k: torch.from_numpy(np.asarray(v)) for k, v in targets.items()})
         return item
+
+    def _geometry(
+        self, image_hw: tuple[int, int], keypoints: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, tuple[int, int], bool]:
+        """sample_geometry in the resized image's pixels, composed with the resize."""
+        if self.input_scale == 1.0:  # today's path, bit for bit
+            return sample_geometry(self.augment, image_hw, keypoints, rng)
+        resize = input_scale_matrix(image_hw, self.input_scale)
+        m, out_hw, flipped = sample_geometry(
+            self.augment, scaled_size(image_hw, self.input_scale),
+            transform_keypoints(keypoints, resize), rng)
+        return compose(m, resize), out_hw, flipped
 
 
 def pad_collate(batch: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

@@ -2,7 +2,9 @@
 
 Training calls `evaluate_split` after epochs and `poselab evaluate RUN` calls it afterwards:
 one code path, so in-training and post-hoc figures agree (DeepLabCut's disagree). Images go
-through `PoseDataset` in eval mode, the same preprocessing video analysis uses.
+through `PoseDataset` in eval mode, the same preprocessing video analysis uses. With an
+input_scale, predictions and ground truth are mapped back to frame pixels before any metric,
+so errors are in original image pixels, as the labels.
 """
 
 from __future__ import annotations
@@ -15,32 +17,50 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from poselab.data import PoseDataset, pad_collate, read_split
+from poselab.data import PoseDataset, pad_collate, read_split, to_frame_pixels
 from poselab.engine import evaluate as run_eval
 from poselab.engine import resolve_device
 from poselab.heatmaps import Codec, decode
 from poselab.metrics import format_metrics, keypoint_metrics
 
 
-def eval_loader(frames, indices, codec, mean, std, batch_size: int = 4) -> DataLoader:
-    """Full frames, no augmentation, padded to a multiple of 32 (as video analysis)."""
-    dataset = PoseDataset(frames, indices, None, mean, std, augment=None, train=False)
+def eval_loader(frames, indices, codec, mean, std, batch_size: int = 4,
+                input_scale: float = 1.0) -> DataLoader:
+    """Full frames resized by input_scale, no augmentation, padded to a multiple of 32 (as
+    video analysis)."""
+    dataset = PoseDataset(frames, indices, None, mean, std, augment=None, train=False,
+                          input_scale=input_scale)
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=pad_collate)
 
 
 def predict_loader(model, loader, codec: Codec, device, dtype) -> dict[str, np.ndarray]:
-    """xy (N, K, 2), likelihood (N, K), ground truth (N, K, 2) and dataset index (N,)."""
+    """xy (N, K, 2), likelihood (N, K), ground truth (N, K, 2) and dataset index (N,); xy and
+    ground truth in frame pixels."""
 
     def metric_fn(m, batch):
         image = batch["image"].contiguous(memory_format=torch.channels_last)
         heatmaps, offsets = m(image)
         xy, likelihood = decode(heatmaps.float(), offsets.float(), codec)
         return {"xy": xy, "likelihood": likelihood, "gt": batch["keypoints"],
-                "index": batch["index"]}
+                "index": batch["index"], "frame_hw": batch["frame_hw"]}
 
     out = run_eval(model, loader, metric_fn, device, autocast_dtype=dtype, keep=True,
                    progress=False)["values"]
-    return {k: v.float().numpy() if k != "index" else v.numpy() for k, v in out.items()}
+    out = {k: v.numpy() if k in ("index", "frame_hw") else v.float().numpy()
+           for k, v in out.items()}
+    scale = getattr(loader.dataset, "input_scale", 1.0)
+    frame_hw = out.pop("frame_hw")
+    for key in ("xy", "gt"):
+        out[key] = _rows_to_frame_pixels(out[key], frame_hw, scale)
+    return out
+
+
+def _rows_to_frame_pixels(xy: np.ndarray, frame_hw: np.ndarray, scale: float) -> np.ndarray:
+    """Per-frame `to_frame_pixels` of (N, K, 2) network coordinates; frames may differ in size."""
+    if scale == 1.0 or len(xy) == 0:
+        return xy
+    return np.stack([to_frame_pixels(v, (int(h), int(w)), scale)
+                     for v, (h, w) in zip(xy, frame_hw, strict=True)])
 
 
 def evaluate_split(model, loader, codec, device, dtype, pcutoff: float, bodyparts: list[str]):
@@ -63,7 +83,7 @@ def evaluate(
         mean_px_error, rmse, their pcutoff variants, pck5, per_bodypart and calibration.
     """
     from poselab.labels import load_labeled_frames
-    from poselab.predict import autocast_dtype, load_run
+    from poselab.predict import autocast_dtype, load_run, run_input_scale
     from poselab.project import open_project
 
     run = Path(run)
@@ -81,7 +101,8 @@ def evaluate(
     out_dir = run / "evaluation"
     out_dir.mkdir(exist_ok=True)
     for split, idx in (("train", train_idx), ("test", test_idx)):
-        loader = eval_loader(frames, idx, codec, model.mean, model.std)
+        loader = eval_loader(frames, idx, codec, model.mean, model.std,
+                             input_scale=run_input_scale(info))
         metrics, pred = evaluate_split(model, loader, codec, dev, dtype, pcutoff,
                                        info["bodyparts"])
         result[split] = metrics

@@ -5,7 +5,8 @@
 outside poselab must do around the network. The exported graph is the network only, with
 batch norms folded (`PoseNet.fuse_for_inference`):
 
-    input   "image"     float32 (B, 3, H, W), normalized, H and W multiples of 32
+    input   "image"     float32 (B, 3, H, W), the frame resized by input_scale, normalized,
+                        zero-padded to multiples of 32
     outputs "heatmaps"  float32 (B, K, H/stride, W/stride), logits
             "offsets"   float32 (B, 2K, H/stride, W/stride), [2k] = dx, [2k + 1] = dy
 
@@ -149,13 +150,23 @@ def load_exported(path: str | os.PathLike) -> Runner:
 
 # ----------------------------------------------------------------------------- API
 def preprocessing_spec(info: dict, run: Path, epoch: int, fmt: str) -> dict:
-    """The JSON recipe around the exported network: normalization, padding, decoding."""
+    """The JSON recipe around the exported network: resize, normalization, padding, decoding."""
     from poselab import __version__
+    from poselab.predict import run_input_scale
 
     codec = info["codec"]
     return {
-        "input": "RGB uint8 frame (H, W, 3) -> float32 / 255 -> (x - mean) / std per channel "
-                 "-> NCHW -> zero-pad bottom/right to a multiple of 32 (pad_multiple)",
+        "input": "RGB uint8 frame (H, W, 3) -> resize (resize) -> float32 / 255 -> "
+                 "(x - mean) / std per channel -> NCHW -> zero-pad bottom/right to a multiple "
+                 "of 32 (pad_multiple)",
+        "input_scale": run_input_scale(info),
+        "resize": "when input_scale != 1: resize the frame to H' = round(H * input_scale), "
+                  "W' = round(W * input_scale) with area interpolation when shrinking "
+                  "(OpenCV INTER_AREA), bilinear when enlarging; when input_scale == 1: "
+                  "H' = H, W' = W, no resize",
+        "to_frame_pixels": "decoded (x, y) are in resized-frame pixels; frame pixels are "
+                           "x = (x + 0.5) * W / W' - 0.5, y = (y + 0.5) * H / H' - 0.5 (pixel "
+                           "centers at integers, the resize maps pixel edges to edges)",
         "mean": [float(v) for v in info.get("mean", info["model"]["mean"])],
         "std": [float(v) for v in info.get("std", info["model"]["std"])],
         "pad_multiple": PAD_MULTIPLE,
@@ -170,8 +181,8 @@ def preprocessing_spec(info: dict, run: Path, epoch: int, fmt: str) -> dict:
         "decode": "per keypoint k: (i, j) = argmax of heatmaps[k]; x = j*stride + (stride-1)/2 "
                   "+ offsets[2k, i, j]*locref_std; y = i*stride + (stride-1)/2 + "
                   "offsets[2k+1, i, j]*locref_std; likelihood = sigmoid(heatmaps[k, i, j]); "
-                  "coordinates are frame pixels (padding is bottom/right only), pixel centers "
-                  "at integers",
+                  "coordinates are resized-frame pixels (padding is bottom/right only), pixel "
+                  "centers at integers; map them back with to_frame_pixels",
         "bodyparts": list(info["bodyparts"]),
         "skeleton": [list(p) for p in info.get("skeleton", [])],
         "pcutoff": float(info.get("pcutoff", 0.6)),

@@ -3,7 +3,8 @@
 `load_run(run)` rebuilds the model from the run dir alone (run.yaml + a checkpoint), so a
 run dir copied to another machine is all that inference needs. `Predictor` wraps it for
 inference: frames in (BGR, as OpenCV decodes them), keypoints in frame pixels out, through
-the SAME preprocessing (data.preprocess_batch) and decoding (heatmaps.decode) as evaluation.
+the SAME preprocessing (data.resize_frames + data.preprocess_batch) and decoding
+(heatmaps.decode, then data.to_frame_pixels) as evaluation.
 Videos are analyzed by poselab.analyze on top of `Predictor`.
 
 Extending: a new output (e.g. raw heatmaps for a tracker) is a method beside
@@ -62,6 +63,11 @@ def load_run(run: str | os.PathLike, which: str = "best", device: torch.device |
     return model.to(device).eval(), info, int(state.get("epoch", -1))
 
 
+def run_input_scale(info: dict) -> float:
+    """A run's TrainConfig.input_scale; runs saved before the option existed used 1."""
+    return float((info.get("train") or {}).get("input_scale", 1.0))
+
+
 @cache
 def cpu_has_fast_bf16() -> bool:
     """AVX512-BF16 or AMX: bf16 matmuls run at about twice fp32 speed on this CPU."""
@@ -99,7 +105,8 @@ class Predictor:
 
     Attributes:
         run, info (run.yaml), epoch (of the checkpoint), device, batch_size, dtype (autocast
-        dtype or None for fp32), bodyparts, scorer, codec, model (eval, channels_last).
+        dtype or None for fp32), bodyparts, scorer, codec, model (eval, channels_last),
+        input_scale (frames are resized by it; outputs are frame pixels regardless).
     """
 
     def __init__(self, model, info: dict, epoch: int, run: str | os.PathLike,
@@ -118,6 +125,7 @@ class Predictor:
         self.scorer = run_scorer(run, info)
         self.codec = Codec(**info["codec"])
         self.mean, self.std = model.mean, model.std
+        self.input_scale = run_input_scale(info)
 
     @classmethod
     def from_dir(cls, run: str | os.PathLike, device: str = "auto", batch_size: int = 8,
@@ -162,10 +170,14 @@ class Predictor:
         self, frames_rgb: np.ndarray, offset: tuple[float, float] = (0, 0)
     ) -> tuple[np.ndarray, np.ndarray]:
         """`predict_frames` for RGB uint8 frames (B, H, W, 3), run in `batch_size` chunks."""
+        from poselab.data import resize_frames, to_frame_pixels
+
         xys, liks = [], []
         for start in range(0, len(frames_rgb), self.batch_size):
-            xy, lik = self._forward(torch.from_numpy(frames_rgb[start:start + self.batch_size]))
-            xys.append(xy)
+            chunk = frames_rgb[start:start + self.batch_size]
+            # Resized on the host: the same OpenCV pixels as evaluation, fewer bytes to upload.
+            xy, lik = self._forward(torch.from_numpy(resize_frames(chunk, self.input_scale)))
+            xys.append(to_frame_pixels(xy, chunk.shape[1:3], self.input_scale))
             liks.append(lik)
         k = len(self.bodyparts)
         xy = np.concatenate(xys) if xys else np.zeros((0, k, 2), np.float32)
@@ -184,6 +196,7 @@ class Predictor:
         x = x.contiguous(memory_format=torch.channels_last)  # (B, 3, H', W')
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
             heatmaps, offsets = self.model(x)  # (B, K, h, w), (B, 2K, h, w)
-        # Padding is bottom/right only, so input pixels are frame pixels: no rescale.
+        # Padding is bottom/right only, so these are resized-frame pixels (predict_rgb maps
+        # them back to frame pixels).
         xy, likelihood = decode(heatmaps.float(), offsets.float(), self.codec)
         return xy.cpu().numpy(), likelihood.cpu().numpy()

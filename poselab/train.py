@@ -194,15 +194,18 @@ def train(
 
     augment = AugmentConfig.from_dict(cfg.augment)
     train_ds = PoseDataset(frames, train_idx, codec, model.mean, model.std, augment=augment,
-                           train=True, flip_pairs=_flip_pairs(project, augment), seed=cfg.seed)
+                           train=True, flip_pairs=_flip_pairs(project, augment), seed=cfg.seed,
+                           input_scale=cfg.input_scale)
     generator = torch.Generator()
     sampler = ddp.sampler(train_ds, cfg.seed)
     loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=sampler is None,
                         sampler=sampler, num_workers=cfg.workers, generator=generator,
                         worker_init_fn=worker_init_fn,
                         drop_last=len(train_idx) > cfg.batch_size, pin_memory=device.type == "cuda")
-    test_loader = eval_loader(frames, test_idx, codec, model.mean, model.std)
-    train_eval_loader = eval_loader(frames, train_idx, codec, model.mean, model.std)
+    test_loader = eval_loader(frames, test_idx, codec, model.mean, model.std,
+                              input_scale=cfg.input_scale)
+    train_eval_loader = eval_loader(frames, train_idx, codec, model.mean, model.std,
+                                    input_scale=cfg.input_scale)
 
     def loss_fn(m, batch):
         heatmaps, offsets = m(batch["image"].contiguous(memory_format=torch.channels_last)

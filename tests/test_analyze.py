@@ -170,7 +170,7 @@ def test_streaming_is_bounded_and_rows_stay_aligned(trained: dict, tmp_path: Pat
     monkeypatch.setattr(VideoReader, "frames", counting)
     fake = SimpleNamespace(scorer="fake", bodyparts=list(SYNTHETIC_BODYPARTS), batch_size=4,
                            predict_rgb=slow_model, run=trained["run"], epoch=0, device="cpu",
-                           dtype=None)
+                           dtype=None, input_scale=1.0)
     h5 = analyze_video(fake, trained["video"], dest=tmp_path, progress=False)
     # decoding overlaps the model (runs ahead), but only by the bounded queue
     assert 4 <= max(ahead) <= (analyze_module._QUEUE_BATCHES + 2) * 4 < N_FRAMES

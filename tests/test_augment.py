@@ -9,10 +9,13 @@ import pytest
 from poselab.augment import (
     AugmentConfig,
     apply_geometry,
+    compose,
     drop_outside,
     flip_pair_indices,
+    input_scale_matrix,
     photometric,
     sample_geometry,
+    scaled_size,
     transform_keypoints,
 )
 from poselab.errors import ConfigError, PoselabError
@@ -82,6 +85,27 @@ def test_geometry_moves_keypoint_onto_blob_centroid(flip):
         out, moved = apply_geometry(img, kp, m, out_hw, flipped)
         assert out.shape == (96, 128, 3) and flipped == bool(flip)
         assert np.abs(moved[0] - centroid(out[..., 0].astype(np.float64))).max() < 0.15
+
+
+@pytest.mark.parametrize("scale", [0.5, 0.37, 1.5])
+def test_input_scale_matrix_is_where_cv2_resize_puts_a_point(scale):
+    """cv2.resize maps pixel edges to edges: a blob at p lands at input_scale_matrix p,
+    (p + 0.5) r - 0.5 with r = rounded size / size (odd sizes make r != scale)."""
+    kp = np.array([[61.7, 40.3]], np.float32)
+    img = blob_image(97, 131, [tuple(kp[0])], sigma=6.0)
+    m = input_scale_matrix(img.shape[:2], scale)
+    h, w = scaled_size(img.shape[:2], scale)
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    out = cv2.resize(img, (w, h), interpolation=interp)
+    assert out.shape[:2] == (round(97 * scale), round(131 * scale))
+    expected = transform_keypoints(kp, m)[0]
+    assert np.abs(centroid(out[..., 0].astype(np.float64)) - expected).max() < 0.05
+    # The warp training uses reproduces the resize's geometry too, and compose() chains maps.
+    warped = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR)
+    assert np.abs(centroid(warped[..., 0].astype(np.float64)) - expected).max() < 0.05
+    shift = np.array([[1.0, 0, 3], [0, 1, -2]])
+    np.testing.assert_allclose(transform_keypoints(kp, compose(shift, m))[0], expected + [3, -2],
+                               atol=1e-5)
 
 
 def test_flip_swaps_left_right_pairs_and_nan_stays_nan():

@@ -22,6 +22,7 @@ from poselab.data import (
     preprocess_batch,
     read_split,
     split_indices,
+    to_frame_pixels,
     worker_init_fn,
     write_split,
 )
@@ -241,3 +242,67 @@ def test_targets_from_the_real_encode(tmp_path):
         assert abs(col * 8 + 3.5 - x) <= 4 and abs(row * 8 + 3.5 - y) <= 4
     eval_item = PoseDataset(frames, [0], codec, *IMAGENET)[0]
     assert eval_item["heatmaps"].shape == (k, 16, 20)  # 128 x 160 padded frame, stride 8
+
+
+def _blob_centroids(img: np.ndarray, keypoints: np.ndarray, radius: int = 6) -> np.ndarray:
+    """Brightness centroid of the patch around each (x, y) of a (H, W) image."""
+    out = []
+    for x, y in keypoints:
+        r, c = round(float(y)), round(float(x))
+        patch = img[r - radius : r + radius + 1, c - radius : c + radius + 1]
+        yy, xx = np.mgrid[r - radius : r + radius + 1, c - radius : c + radius + 1]
+        out.append([(patch * xx).sum() / patch.sum(), (patch * yy).sum() / patch.sum()])
+    return np.array(out)
+
+
+def test_input_scale_round_trip_has_no_half_pixel_bias(tmp_path):
+    """At input_scale 0.5 the training warp and the inference resize put each blob where the
+    keypoints say, and the inference inverse maps it back within 0.05 px of the label."""
+    kp = np.array([[[40.3, 50.6], [110.7, 90.2]]], np.float32)
+    frames = make_frames(tmp_path, kp, size=(121, 151), blobs=True)  # odd: ratio != 0.5
+    cfg = AugmentConfig(crop_size=None, affine_prob=0.0, **GEOMETRY_ONLY)
+    train = PoseDataset(frames, [0], None, (0, 0, 0), (1, 1, 1), augment=cfg, train=True,
+                        input_scale=0.5)[0]
+    evals = PoseDataset(frames, [0], None, (0, 0, 0), (1, 1, 1), input_scale=0.5)[0]
+    assert train["image"].shape == evals["image"].shape == (3, 64, 96)  # 61x76, padded
+    assert evals["frame_hw"].tolist() == [121, 151]
+    np.testing.assert_allclose(train["keypoints"], evals["keypoints"], atol=1e-5)
+    for item in (train, evals):
+        img = item["image"][0, :61, :76].numpy().astype(np.float64)
+        net_xy = _blob_centroids(img, item["keypoints"].numpy(), radius=5)
+        np.testing.assert_allclose(net_xy, item["keypoints"], atol=0.05)
+        np.testing.assert_allclose(to_frame_pixels(net_xy, (121, 151), 0.5), kp[0], atol=0.05)
+    # A x * s convention would be a quarter network pixel (half a frame pixel) off:
+    assert np.abs(kp[0] * [76 / 151, 61 / 121] - evals["keypoints"].numpy()).min() > 0.2
+
+
+def test_input_scale_training_warp_matches_inference_pixels(tmp_path):
+    """Without augmentation, the one training warp at 0.5 is inference's INTER_AREA resize
+    (bilinear samples midway between 2x2 pixels = their box average), up to uint8 rounding."""
+    frames = make_frames(tmp_path, random_keypoints(1, 2, size=(64, 96)), size=(64, 96))
+    cfg = AugmentConfig(crop_size=None, affine_prob=0.0, **GEOMETRY_ONLY)
+    train = PoseDataset(frames, [0], None, *IMAGENET, augment=cfg, train=True, input_scale=0.5)
+    evals = PoseDataset(frames, [0], None, *IMAGENET, input_scale=0.5)
+    diff = (train[0]["image"] - evals[0]["image"]).abs() * torch.tensor(IMAGENET[1])[:, None, None]
+    assert diff.max() <= 1.01 / 255
+
+
+def test_input_scale_crops_are_network_pixels_and_keypoints_exact(tmp_path):
+    kp = np.array([[[80.3, 100.6], [220.7, 180.2]]], np.float32)
+    frames = make_frames(tmp_path, kp, size=(240, 300), blobs=True)
+    cfg = AugmentConfig(crop_size=(64, 64), affine_prob=1.0, keypoint_crop_prob=1.0,
+                        scale=(0.8, 1.2), **GEOMETRY_ONLY)
+    ds = PoseDataset(frames, [0], None, (0, 0, 0), (1, 1, 1), augment=cfg, train=True,
+                     input_scale=0.5)
+    checked = 0
+    for epoch in range(8):
+        ds.set_epoch(epoch)
+        item = ds[0]
+        assert item["image"].shape == (3, 64, 64)
+        img = item["image"][0].numpy().astype(np.float64)
+        for xy in item["keypoints"].numpy():
+            if np.isfinite(xy).all() and 8 < xy.min() and xy.max() < 55:
+                got = _blob_centroids(img, xy[None], radius=5)[0]
+                assert np.abs(got - xy).max() < 0.15
+                checked += 1
+    assert checked >= 6

@@ -24,9 +24,9 @@ from poselab.train import train
 from poselab.train_config import TrainConfig
 
 HAS_ORT = all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript", "onnxruntime"))
-RECIPE_KEYS = {"input", "mean", "std", "pad_multiple", "stride", "locref_std", "cell_center",
-               "decode", "bodyparts", "skeleton", "pcutoff", "scorer", "run", "epoch", "format",
-               "poselab_version"}
+RECIPE_KEYS = {"input", "input_scale", "resize", "to_frame_pixels", "mean", "std",
+               "pad_multiple", "stride", "locref_std", "cell_center", "decode", "bodyparts",
+               "skeleton", "pcutoff", "scorer", "run", "epoch", "format", "poselab_version"}
 FORMATS = ["torchscript",
            pytest.param("onnx", marks=pytest.mark.skipif(not HAS_ORT, reason="needs onnx, "
                                                          "onnxscript and onnxruntime"))]
@@ -61,7 +61,7 @@ def test_export_matches_pytorch(run: Path, tmp_path: Path, fmt: str):
     recipe = json.loads(json_path.read_text())
     assert RECIPE_KEYS <= set(recipe)
     assert recipe["format"] == fmt and recipe["run"] == "tiny" and recipe["pad_multiple"] == 32
-    assert recipe["bodyparts"] == list(SYNTHETIC_BODYPARTS)
+    assert recipe["bodyparts"] == list(SYNTHETIC_BODYPARTS) and recipe["input_scale"] == 1.0
 
     model, info, epoch = load_run(run)
     assert recipe["epoch"] == epoch and recipe["mean"] == pytest.approx(list(model.mean))
@@ -99,6 +99,42 @@ def _recipe_decode(recipe: dict, heatmaps: np.ndarray, offsets: np.ndarray):
     dx, dy = offsets[bb, 2 * kk, i, j], offsets[bb, 2 * kk + 1, i, j]
     xy = np.stack([j * s + (s - 1) / 2 + dx * std, i * s + (s - 1) / 2 + dy * std], -1)
     return xy, 1 / (1 + np.exp(-heatmaps[bb, kk, i, j]))
+
+
+def test_scaled_run_export_follows_the_recipe(run: Path, tmp_path: Path):
+    """A run with input_scale 0.5: the exported network takes the resized frame, and the
+    JSON's resize + decode + to_frame_pixels reproduce Predictor in frame pixels."""
+    import shutil
+
+    import cv2
+    import yaml
+
+    from poselab.predict import Predictor
+
+    scaled = tmp_path / "half"
+    shutil.copytree(run, scaled)  # the weights do not matter for parity; the option does
+    info = yaml.safe_load((scaled / "run.yaml").read_text())
+    info["train"]["input_scale"] = 0.5
+    (scaled / "run.yaml").write_text(yaml.safe_dump(info, sort_keys=False))
+    model_path, json_path = export_model(scaled, "torchscript", dest=tmp_path)
+    recipe = json.loads(json_path.read_text())
+    assert recipe["input_scale"] == 0.5 and "INTER_AREA" in recipe["resize"]
+    frames = np.random.default_rng(5).integers(0, 256, (2, 70, 101, 3), dtype=np.uint8)
+    h, w = round(70 * recipe["input_scale"]), round(101 * recipe["input_scale"])  # 35, 50
+    resized = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in frames])
+    x = _frames_from(resized, recipe["mean"], recipe["std"])
+    assert x.shape[-2:] == (64, 64)
+    xy, _ = _recipe_decode(recipe, *load_exported(model_path)(x))
+    xy = (xy + 0.5) * [101 / w, 70 / h] - 0.5  # the JSON's to_frame_pixels
+    predictor = Predictor.from_dir(scaled, device="cpu")
+    ref, _ = predictor.predict_rgb(frames)
+    np.testing.assert_allclose(xy, ref, atol=1e-3)
+
+
+def _frames_from(rgb: np.ndarray, mean, std) -> np.ndarray:
+    from poselab.data import preprocess_batch
+
+    return preprocess_batch(torch.from_numpy(rgb), mean, std).numpy()
 
 
 def test_cli_export_and_errors(run: Path, tmp_path: Path):

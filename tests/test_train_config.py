@@ -26,6 +26,10 @@ def test_presets_load_and_validate():
     assert (dlc.backbone, dlc.backbone_stride, dlc.batch_size, dlc.lr) == ("resnet50", 16, 8,
                                                                            5e-4)
     assert resolve_config("fast_lite0").backbone == "efficientnet_lite0"
+    fastest, fast = resolve_config("fastest_lite0"), resolve_config("fast_lite0")
+    assert "fastest_lite0" in names and fastest.input_scale == 0.5 and fast.input_scale == 1.0
+    # the crop is in network pixels: half of fast_lite0's keeps the same field of view
+    assert [2 * c for c in fastest.augment["crop_size"]] == fast.augment["crop_size"]
 
 
 def test_precedence_preset_flags_set():
@@ -55,3 +59,14 @@ def test_yaml_cannot_run_code(tmp_path: Path):
     evil.write_text("epochs: !!python/object/apply:os.system ['echo pwned']\n")
     with pytest.raises(ConfigError, match="malformed YAML"):
         load_preset(str(evil))
+
+
+def test_input_scale_validated_and_old_runs_default_to_one():
+    assert TrainConfig().input_scale == 1.0
+    assert resolve_config(None, {}, ["input_scale=0.5"]).input_scale == 0.5
+    for bad in (0.05, 2.5, 0):
+        with pytest.raises(ConfigError, match=r"input_scale must be in \[0.1, 2\]"):
+            TrainConfig.from_dict({"input_scale": bad})
+    # run.yaml written before the option existed: no input_scale key
+    old_train = {k: v for k, v in TrainConfig().to_dict().items() if k != "input_scale"}
+    assert TrainConfig.from_dict(old_train, "run.yaml").input_scale == 1.0
