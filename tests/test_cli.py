@@ -98,3 +98,65 @@ def test_help_is_fast_and_lists_commands():
     assert result.exit_code == 0
     for command in ("new", "add-videos", "info", "check-labels", "demo"):
         assert command in result.output
+
+
+WORKFLOW = ["demo", "new", "add-videos", "info", "extract-frames", "label", "check-labels",
+            "train", "evaluate", "analyze", "filter", "labeled-video", "plot-trajectories",
+            "extract-outliers", "export", "mnist", "synthetic-video"]
+LONG_COMMANDS = ["train", "analyze", "extract-frames", "label", "filter", "labeled-video",
+                 "extract-outliers", "export", "new", "mnist train", "mnist transfer"]
+
+
+def _all_commands(group=None, prefix=()):
+    """Every command path, e.g. ("mnist", "train"), walking typer's command tree."""
+    import typer
+
+    group = group or typer.main.get_command(app)
+    for name in group.list_commands(None):
+        command = group.commands[name]
+        yield (*prefix, name)
+        if hasattr(command, "commands"):
+            yield from _all_commands(command, (*prefix, name))
+
+
+def test_help_lists_commands_in_workflow_order():
+    import typer
+
+    assert typer.main.get_command(app).list_commands(None) == WORKFLOW
+    output = runner.invoke(app, ["--help"], terminal_width=80).output
+    listing = output[output.index("Commands"):]
+    positions = [listing.find(f" {name} ") for name in WORKFLOW]
+    assert -1 not in positions, output
+    assert positions == sorted(positions), output
+
+
+@pytest.mark.parametrize("path", list(_all_commands()), ids=" ".join)
+def test_every_command_help_has_a_one_line_summary(path):
+    import typer
+
+    result = runner.invoke(app, [*path, "--help"], terminal_width=80)
+    assert result.exit_code == 0, result.output
+    command = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]
+    summary = (command.help or "").strip().split("\n\n")[0]
+    assert summary and "\n" not in summary and summary.endswith("."), summary
+    assert summary in result.output
+
+
+@pytest.mark.parametrize("command", LONG_COMMANDS)
+def test_long_commands_show_examples(command):
+    result = runner.invoke(app, [*command.split(), "--help"], terminal_width=80)
+    assert result.exit_code == 0, result.output
+    assert "Examples:" in result.output
+    assert f"poselab {command} " in result.output  # example lines are not rewrapped away
+
+
+def test_computed_defaults_are_stated():
+    def flat(args):  # help text without the panel borders and line wrapping
+        output = runner.invoke(app, [*args, "--help"]).output
+        return " ".join(output.replace("│", " ").split())
+
+    assert "(default: the preset's, else resnet50)" in flat(["train"])
+    assert "[default: auto]" in flat(["analyze"])
+    assert "(default: the --config's pcutoff, else 0.6)" in flat(["filter"])

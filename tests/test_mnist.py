@@ -18,9 +18,9 @@ import typer
 from typer.testing import CliRunner
 
 from poselab import engine, mnist, mnist_data
+from poselab.cli.mnist_commands import mnist_app
 from poselab.errors import PoselabError
 from poselab.mnist import MnistCNN, MnistRecipe
-from poselab.mnist_cli import mnist_app
 from poselab.mnist_data import Batches, balanced_subset, load_split, read_idx
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -1,0 +1,126 @@
+"""Analysis commands: analyze, filter, labeled-video, plot-trajectories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from poselab.cli.common import DeviceOpt, RunArg, _config_pcutoff
+
+
+def analyze_cmd(
+    run: Path = RunArg,
+    videos: list[Path] = typer.Argument(..., help="Video files and/or folders of videos.",
+                                        show_default=False),
+    dest: Path = typer.Option(None, "--dest", help="Output folder (default: beside each video)."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Frames per forward pass."),
+    device: str = DeviceOpt,
+    csv: bool = typer.Option(False, "--csv", help="Also write the .csv twin of each .h5."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Re-analyze videos that "
+                                   "already have predictions (default: skip them)."),
+) -> None:
+    """Predict keypoints on every frame of one or more videos.
+
+    Writes <video stem><scorer>.h5 in DeepLabCut's layout (one row per frame) and
+    <video stem><scorer>_meta.json per video, and prints the .h5 paths. Videos
+    already analyzed are skipped unless --overwrite; undecodable frames become NaN
+    rows.
+
+    Examples:
+      poselab analyze models/resnet50-20261126-101500 videos/
+      poselab analyze models/resnet50-20261126-101500 mouse1.mp4 mouse2.mp4 --csv
+      poselab analyze models/resnet50-20261126-101500 videos/ --dest results \\
+          --device cuda --batch-size 32
+    """
+    from poselab.analyze import analyze_videos
+
+    for path in analyze_videos(run, videos, dest=dest, batch_size=batch_size, device=device,
+                               csv=csv, overwrite=overwrite):
+        typer.echo(str(path))
+
+
+def filter_cmd(
+    predictions: list[Path] = typer.Argument(..., help="Predictions .h5 file(s).",
+                                             show_default=False),
+    method: str = typer.Option("median", help="median (removes jumps) or savgol (smooths "
+                               "jitter)."),
+    window: int = typer.Option(5, help="Filter length in frames (odd, >= 3)."),
+    polyorder: int = typer.Option(3, help="Savitzky-Golay polynomial order (< window); "
+                                  "ignored by median."),
+    pcutoff: float = typer.Option(None, help="Likelihood below which points are missing "
+                                  "(default: the --config's pcutoff, else 0.6)."),
+    config: Path = typer.Option(None, "--config", help="Project config.yaml, for its pcutoff."),
+    dest: Path = typer.Option(None, "--dest", help="Output folder (default: beside each "
+                              "input)."),
+    csv: bool = typer.Option(False, "--csv", help="Also write the .csv twin."),
+) -> None:
+    """Smooth predictions or remove jumps (median, savgol).
+
+    Writes <stem>_filtered.h5 (beside each input unless --dest); the input is
+    not touched. Points below pcutoff and gaps longer than the window stay
+    missing; the first and last frames are not pulled toward 0.
+
+    Examples:
+      poselab filter videos/mouse1poselab_x.h5
+      poselab filter videos/mouse1poselab_x.h5 --config config.yaml --csv
+      poselab filter videos/*.h5 --method savgol --window 7 --polyorder 3
+    """
+    from poselab.postprocess import filter_predictions
+
+    cutoff = pcutoff if pcutoff is not None else _config_pcutoff(config)
+    for path in predictions:
+        out = filter_predictions(path, method, window, polyorder, cutoff, dest, csv)
+        typer.echo(f"wrote {out}")
+
+
+def labeled_video_cmd(
+    video: Path = typer.Argument(..., help="The analyzed video.", show_default=False),
+    predictions: Path = typer.Argument(..., help="Its predictions .h5.", show_default=False),
+    config: Path = typer.Option(None, "--config", help="Project config.yaml: colormap, "
+                                "skeleton, dotsize, pcutoff."),
+    pcutoff: float = typer.Option(None, help="Hide keypoints below this likelihood "
+                                  "(default: the --config's pcutoff, else 0.6)."),
+    trail: int = typer.Option(0, help="Draw each keypoint's path over this many previous "
+                              "frames (0: none)."),
+    dest: Path = typer.Option(None, "--dest", help="Output folder (default: beside the "
+                              "predictions)."),
+) -> None:
+    """Draw the predicted keypoints on a copy of the video.
+
+    Writes <video stem><scorer>_labeled.mp4, with the config's colors and skeleton
+    when --config is given.
+
+    Examples:
+      poselab labeled-video videos/mouse1.mp4 videos/mouse1poselab_x.h5
+      poselab labeled-video mouse1.mp4 mouse1poselab_x_filtered.h5 \\
+          --config config.yaml --trail 10
+    """
+    from poselab.video_output import make_labeled_video
+
+    cutoff = pcutoff if pcutoff is not None else _config_pcutoff(config)
+    typer.echo(f"wrote {make_labeled_video(video, predictions, dest, cutoff, config, trail)}")
+
+
+def plot_trajectories_cmd(
+    predictions: Path = typer.Argument(..., help="Predictions .h5.", show_default=False),
+    config: Path = typer.Option(None, "--config", help="Project config.yaml: colormap, "
+                                "pcutoff."),
+    pcutoff: float = typer.Option(None, help="Omit positions below this likelihood "
+                                  "(default: the --config's pcutoff, else 0.6)."),
+    dest: Path = typer.Option(None, "--dest", help="Folder that receives plot-poses/ "
+                              "(default: the predictions' folder)."),
+) -> None:
+    """Plot trajectories and likelihood over time (PNG).
+
+    Writes plot-poses/<stem>/: the trajectories, x and y over time, the likelihood
+    and a histogram of frame-to-frame displacement.
+
+    Example:
+      poselab plot-trajectories videos/mouse1poselab_x.h5 --config config.yaml
+    """
+    from poselab.trajectory_plots import plot_trajectories
+
+    cutoff = pcutoff if pcutoff is not None else _config_pcutoff(config)
+    written = plot_trajectories(predictions, dest, cutoff, config)
+    typer.echo(f"wrote {len(written)} plots into {written[0].parent}")
