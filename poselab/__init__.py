@@ -25,6 +25,7 @@ _API = {
     "predictions_frame": "poselab.labels",
     "write_predictions": "poselab.labels",
     "project_info": "poselab.info",
+    "format_info": "poselab.info",
     "check_labels": "poselab.plots",
     "make_synthetic_video": "poselab.synthetic",
     "VideoReader": "poselab.video",
@@ -32,14 +33,19 @@ _API = {
     "extract_outliers": "poselab.outliers",
     "train": "poselab.train",
     "TrainConfig": "poselab.train_config",
+    "resolve_config": "poselab.train_config",
     "evaluate": "poselab.evaluate",
+    "format_evaluation": "poselab.evaluate",
     "load_run": "poselab.predict",
     "analyze_videos": "poselab.analyze",
     "PoselabError": "poselab.errors",
     "filter_predictions": "poselab.postprocess",
+    "read_predictions": "poselab.postprocess",
+    "read_meta": "poselab.postprocess",
     "make_labeled_video": "poselab.video_output",
     "plot_trajectories": "poselab.trajectory_plots",
     "export_model": "poselab.export",
+    "run_demo": "poselab.demo",
 }
 
 __all__ = sorted(_API)
