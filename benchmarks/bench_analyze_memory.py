@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 import cv2
-
 from bench_analyze import CONFIGS, VIDEO, make_run
+
 from poselab.analyze import analyze_video
 from poselab.predict import Predictor
 

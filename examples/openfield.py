@@ -80,8 +80,10 @@ def main() -> None:
     dest = args.out / "analysis"
     (predictions,) = poselab.analyze_videos(run, [video], dest=dest)
     meta = poselab.read_meta(predictions)
-    # poselab filter PREDICTIONS.h5 --method median
-    filtered = poselab.filter_predictions(predictions, method="median", window=5)
+    # poselab filter PREDICTIONS.h5 --method median --config config.yaml
+    pcutoff = poselab.open_project(config).pcutoff
+    filtered = poselab.filter_predictions(predictions, method="median", window=5,
+                                          pcutoff=pcutoff)
     # poselab labeled-video VIDEO FILTERED.h5 --config config.yaml --trail 10
     started = time.monotonic()
     labeled = poselab.make_labeled_video(video, filtered, dest=dest, config=config, trail=10)

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from poselab.errors import PoselabError
-from poselab.frames import _FRAME_NAME
+from poselab.frames import FRAME_NAME
 from poselab.info import format_info, project_info
 from poselab.labels import empty_labels, predictions_arrays, write_labels, write_predictions
 from poselab.project import create_project, open_project
@@ -71,7 +71,7 @@ def label_from_truth(
         raise PoselabError(f"ground truth bodyparts {bodyparts} differ from the project's")
     if indices is None:
         names = {int(m.group(1)): p.name for p in sorted(folder.iterdir())
-                 if (m := _FRAME_NAME.fullmatch(p.name))}
+                 if (m := FRAME_NAME.fullmatch(p.name))}
     else:
         names = _write_frames(video, folder, indices)
     if not names:
@@ -143,11 +143,11 @@ def run_demo(
         error of the filtered predictions against the ground truth over the whole video).
     """
     from poselab.analyze import analyze_videos
-    from poselab.evaluate import evaluate, format_evaluation
+    from poselab.evaluation import evaluate, format_evaluation
     from poselab.frames import extract_frames
     from poselab.postprocess import filter_predictions, read_meta
-    from poselab.train import train
     from poselab.train_config import resolve_config
+    from poselab.training import train
     from poselab.trajectory_plots import plot_trajectories
     from poselab.video_output import make_labeled_video
 

@@ -1,4 +1,4 @@
-"""Multi-process data parallel training (torch.distributed DDP), used by train.py.
+"""Multi-process data parallel training (torch.distributed DDP), used by training.py.
 
 Launched with `torchrun --nproc_per_node N -m poselab train ...`: torchrun sets RANK,
 WORLD_SIZE and LOCAL_RANK. NCCL on CUDA, gloo on CPU (also how the tests check this path).

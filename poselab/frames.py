@@ -43,7 +43,7 @@ from poselab.video import VideoReader, parse_crop
 log = logging.getLogger(__name__)
 
 MAX_CANDIDATES = 10_000  # thumbnails held for k-means: 10k x 32x24 bytes, whatever the length
-_FRAME_NAME = re.compile(r"img(\d+)\.(png|jpe?g)$", re.IGNORECASE)
+FRAME_NAME = re.compile(r"img(\d+)\.(png|jpe?g)$", re.IGNORECASE)
 
 
 @dataclass
@@ -215,7 +215,7 @@ def _plan(project, video: Video, n, method, start, stop, crop, seed, progress) -
     try:
         folder = project.labeled_data_dir / video.stem
         existing = {int(m.group(1)): m.group(1) for p in _listdir(folder)
-                    if (m := _FRAME_NAME.fullmatch(p))}
+                    if (m := FRAME_NAME.fullmatch(p))}
         with tqdm(total=reader.n_frames or None, desc=f"{video.stem}: scan", unit="frame",
                   disable=not progress or None) as bar:
             while True:

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from poselab.errors import PoselabError
 from poselab.fileio import atomic_write
-from poselab.frames import _FRAME_NAME, METHODS, _listdir, _select, _write_png
+from poselab.frames import FRAME_NAME, METHODS, _listdir, _select, _write_png
 from poselab.labels import COLUMN_NAMES, H5_KEY, predictions_arrays, read_machine_labels
 from poselab.postprocess import read_predictions
 from poselab.project import open_project
@@ -142,7 +142,7 @@ def extract_outliers(
     result = OutlierResult(candidates=[int(i) for i in found])
     folder = project.labeled_data_dir / entry.stem
     existing = {int(m.group(1)): m.group(1) for p in _listdir(folder)
-                if (m := _FRAME_NAME.fullmatch(p))}
+                if (m := FRAME_NAME.fullmatch(p))}
     with VideoReader(entry.path, entry.crop) as reader:
         # The declared count is trusted when it agrees; otherwise decode to the true count.
         if len(df) != reader.n_frames and len(df) != reader.count_frames():

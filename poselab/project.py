@@ -432,3 +432,10 @@ def add_videos(
     added = _add(project, sizes, copy_videos)
     project.save()
     return added
+
+
+def resolve_pcutoff(pcutoff: float | None, config: str | os.PathLike | None = None) -> float:
+    """An explicit pcutoff, else the project's (config.yaml `pcutoff`), else 0.6."""
+    if pcutoff is not None:
+        return float(pcutoff)
+    return open_project(config).pcutoff if config is not None else 0.6

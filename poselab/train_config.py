@@ -6,7 +6,7 @@ code) and rejects unknown keys with the nearest valid one, so a typo never silen
 back to a default.
 
 Adding an option: add a field with a default and a comment to `TrainConfig` (or to
-`poselab.data.AugmentConfig` for augmentation), then use it in train.py.
+`poselab.data.AugmentConfig` for augmentation), then use it in training.py.
 """
 
 from __future__ import annotations

@@ -138,7 +138,7 @@ FIGURES: dict[str, Callable] = {
 def plot_trajectories(
     predictions: str | os.PathLike,
     dest: str | os.PathLike | None = None,
-    pcutoff: float = 0.6,
+    pcutoff: float | None = None,
     config: str | os.PathLike | None = None,
 ) -> list[Path]:
     """PNG figures of a predictions file in `<dest or its folder>/plot-poses/<stem>/`.
@@ -147,7 +147,7 @@ def plot_trajectories(
         predictions: the predictions .h5 (or .csv).
         dest: folder under which plot-poses/ is created (default: the file's folder).
         pcutoff: positions below this likelihood are omitted (and marked on the likelihood
-            plot).
+            plot); default: the config's pcutoff with `config`, else 0.6.
         config: project config.yaml, for its colormap (default 'rainbow').
 
     Returns:
@@ -164,10 +164,11 @@ def plot_trajectories(
     predictions = Path(predictions)
     df = read_predictions(predictions)
     xy, likelihood, bodyparts = predictions_arrays(df)
+    from poselab.project import open_project, resolve_pcutoff
+
+    pcutoff = resolve_pcutoff(pcutoff, config)
     colormap = DEFAULT_COLORMAP
     if config is not None:
-        from poselab.project import open_project
-
         colormap = str(open_project(config).get("colormap", colormap) or colormap)
     meta = read_meta(predictions)
     fps = meta.get("fps")

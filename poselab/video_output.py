@@ -108,7 +108,7 @@ def make_labeled_video(
     video: str | os.PathLike,
     predictions: str | os.PathLike,
     dest: str | os.PathLike | None = None,
-    pcutoff: float = 0.6,
+    pcutoff: float | None = None,
     config: str | os.PathLike | None = None,
     trail: int = 0,
     dotsize: int | None = None,
@@ -120,7 +120,8 @@ def make_labeled_video(
         video: the analyzed video.
         predictions: its predictions .h5 (or .csv); one row per video frame.
         dest: output folder (default: the predictions' folder).
-        pcutoff: keypoints below this likelihood are not drawn.
+        pcutoff: keypoints below this likelihood are not drawn (default: the config's
+            pcutoff with `config`, else 0.6).
         config: project config.yaml: colormap, skeleton, skeleton_color, dotsize, alphavalue.
         trail: also draw each keypoint's path over this many previous frames (0: none).
         dotsize: keypoint radius in pixels (default: config dotsize, else ~1% of the height).
@@ -135,6 +136,7 @@ def make_labeled_video(
     """
     from poselab.labels import predictions_arrays
     from poselab.postprocess import read_predictions
+    from poselab.project import resolve_pcutoff
     from poselab.video import VideoReader
 
     video, predictions = Path(video), Path(predictions)
@@ -142,6 +144,7 @@ def make_labeled_video(
         raise PoselabError(f"--trail must be >= 0, got {trail}")
     df = read_predictions(predictions)
     xy, likelihood, bodyparts = predictions_arrays(df)
+    pcutoff = resolve_pcutoff(pcutoff, config)
     xy = np.where((likelihood >= pcutoff)[..., None], xy, np.nan)  # (N, K, 2); NaN = hidden
     scorer = str(df.columns.get_level_values("scorer")[0])
     out = labeled_video_path(video, predictions, scorer, Path(dest) if dest else None)

@@ -25,8 +25,8 @@ from poselab.errors import PoselabError
 from poselab.labels import predictions_arrays
 from poselab.predict import Predictor
 from poselab.synthetic import SYNTHETIC_BODYPARTS
-from poselab.train import train
 from poselab.train_config import TrainConfig
+from poselab.training import train
 from poselab.video import VideoReader
 
 N_FRAMES = 48
@@ -80,7 +80,7 @@ def test_layout_rows_and_metadata(trained: dict, analyzed: Path):
 def test_predictions_match_evaluation_path(trained: dict, analyzed: Path):
     """Predictor on decoded video frames == the evaluation code on the labeled PNGs."""
     from poselab.data import read_split
-    from poselab.evaluate import eval_loader, predict_loader
+    from poselab.evaluation import eval_loader, predict_loader
     from poselab.heatmaps import Codec
     from poselab.labels import load_labeled_frames
     from poselab.predict import load_run
@@ -111,7 +111,7 @@ def test_predictions_match_evaluation_path(trained: dict, analyzed: Path):
     meta = json.loads(cropped.with_name(cropped.stem + "_meta.json").read_text())
     assert meta["crop"] == [16, 96, 8, 64] and meta["width"] == 96  # the full frame's size
     # Honest accuracy check for a seconds-long random-init model: better than a frame-center
-    # guess on held-out frames (the slow accuracy test lives in test_train.py).
+    # guess on held-out frames (the slow accuracy test lives in test_training.py).
     truth_xy, _, _ = predictions_arrays(pd.read_hdf(trained["truth"]))
     err = np.linalg.norm(xy - truth_xy[numbers], axis=-1)
     center = np.linalg.norm(np.array([48, 32]) - truth_xy[numbers], axis=-1)

@@ -20,8 +20,8 @@ from poselab.export import export_model, load_exported
 from poselab.heatmaps import Codec, decode
 from poselab.predict import load_run
 from poselab.synthetic import SYNTHETIC_BODYPARTS
-from poselab.train import train
 from poselab.train_config import TrainConfig
+from poselab.training import train
 
 HAS_ORT = all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript", "onnxruntime"))
 RECIPE_KEYS = {"input", "input_scale", "resize", "to_frame_pixels", "mean", "std",

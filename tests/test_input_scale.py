@@ -14,18 +14,18 @@ import pytest
 import torch
 import yaml
 
-import poselab.train as train_module
+import poselab.training as train_module
 from poselab.analyze import analyze_video
 from poselab.data import preprocess_batch, read_image, read_split
 from poselab.demo import make_synthetic_project
-from poselab.evaluate import eval_loader, evaluate, predict_loader
+from poselab.evaluation import eval_loader, evaluate, predict_loader
 from poselab.heatmaps import Codec, decode
 from poselab.labels import load_labeled_frames, predictions_arrays
 from poselab.metrics import keypoint_metrics
 from poselab.predict import Predictor, load_run
 from poselab.project import open_project
-from poselab.train import train
 from poselab.train_config import TrainConfig
+from poselab.training import train
 from poselab.video import VideoReader
 
 

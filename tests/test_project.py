@@ -9,7 +9,7 @@ import pytest
 from conftest import write_video
 
 from poselab.errors import ConfigError, PoselabError
-from poselab.project import add_videos, create_project, open_project
+from poselab.project import add_videos, create_project, open_project, resolve_pcutoff
 
 
 def test_create_project_layout(tiny_video: Path, tmp_path: Path):
@@ -137,3 +137,13 @@ def test_bad_config_messages(tmp_path: Path, body: str, message: str):
 def test_missing_config(tmp_path: Path):
     with pytest.raises(ConfigError, match="config file not found"):
         open_project(tmp_path / "nope.yaml")
+
+
+def test_resolve_pcutoff_explicit_then_project_then_default(tiny_video: Path, tmp_path: Path):
+    config = create_project("pc", "me", [tiny_video], ["a", "b"], working_dir=tmp_path)
+    project = open_project(config)
+    project.cfg["pcutoff"] = 0.4
+    project.save()
+    assert resolve_pcutoff(0.9, config) == 0.9
+    assert resolve_pcutoff(None, config) == 0.4
+    assert resolve_pcutoff(None) == 0.6

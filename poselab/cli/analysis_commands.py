@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from poselab.cli.common import DeviceOpt, RunArg, _config_pcutoff
+from poselab.cli.common import DeviceOpt, RunArg
 
 
 def analyze_cmd(
@@ -67,8 +67,9 @@ def filter_cmd(
       poselab filter videos/*.h5 --method savgol --window 7 --polyorder 3
     """
     from poselab.postprocess import filter_predictions
+    from poselab.project import resolve_pcutoff
 
-    cutoff = pcutoff if pcutoff is not None else _config_pcutoff(config)
+    cutoff = resolve_pcutoff(pcutoff, config)
     for path in predictions:
         out = filter_predictions(path, method, window, polyorder, cutoff, dest, csv)
         typer.echo(f"wrote {out}")
@@ -98,8 +99,7 @@ def labeled_video_cmd(
     """
     from poselab.video_output import make_labeled_video
 
-    cutoff = pcutoff if pcutoff is not None else _config_pcutoff(config)
-    typer.echo(f"wrote {make_labeled_video(video, predictions, dest, cutoff, config, trail)}")
+    typer.echo(f"wrote {make_labeled_video(video, predictions, dest, pcutoff, config, trail)}")
 
 
 def plot_trajectories_cmd(
@@ -121,6 +121,5 @@ def plot_trajectories_cmd(
     """
     from poselab.trajectory_plots import plot_trajectories
 
-    cutoff = pcutoff if pcutoff is not None else _config_pcutoff(config)
-    written = plot_trajectories(predictions, dest, cutoff, config)
+    written = plot_trajectories(predictions, dest, pcutoff, config)
     typer.echo(f"wrote {len(written)} plots into {written[0].parent}")

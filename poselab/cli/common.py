@@ -5,8 +5,6 @@ Nothing here imports more than typer and poselab.errors, so `poselab --help` sta
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from poselab.errors import PoselabError
@@ -30,12 +28,3 @@ def _parse_size(size: str) -> tuple[int, int]:
     except ValueError:
         raise PoselabError(f"--size '{size}': expected WIDTHxHEIGHT, e.g. 320x240") from None
     return w, h
-
-
-def _config_pcutoff(config: Path | None) -> float:
-    """The project's pcutoff, or 0.6 without a config (the commands' --pcutoff default)."""
-    if config is None:
-        return 0.6
-    from poselab.project import open_project
-
-    return open_project(config).pcutoff

@@ -15,11 +15,11 @@ from typer.testing import CliRunner
 
 from poselab.cli import app
 from poselab.demo import make_synthetic_project
-from poselab.evaluate import evaluate
+from poselab.evaluation import evaluate
 from poselab.project import create_project
 from poselab.synthetic import SYNTHETIC_BODYPARTS
-from poselab.train import train
 from poselab.train_config import TrainConfig
+from poselab.training import train
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_run_dir_is_self_describing(tiny_project: Path):
 
 def test_interrupt_then_resume_continues_exactly(tiny_project: Path, monkeypatch):
     """Ctrl-C leaves a usable last.pt; resuming gives the very weights of an unbroken run."""
-    import poselab.train as train_module
+    import poselab.training as train_module
 
     straight = train(tiny_project, _cfg(epochs=3), name="straight")
     real = train_module.train_one_epoch

@@ -1,4 +1,4 @@
-"""`poselab.train`: fine-tune a PoseNet on a project's labeled frames, into a run dir.
+"""`poselab.training`: fine-tune a PoseNet on a project's labeled frames, into a run dir.
 
 Run dir `models/<run>/` (self-describing: `poselab.predict.load_run` needs nothing else):
   run.yaml            resolved TrainConfig, model config, codec, bodyparts, project config
@@ -32,7 +32,7 @@ from poselab.augment import AugmentConfig
 from poselab.data import PoseDataset, read_split, split_indices, worker_init_fn, write_split
 from poselab.engine import load_checkpoint, resolve_device, save_checkpoint, train_one_epoch
 from poselab.errors import PoselabError
-from poselab.evaluate import eval_loader, evaluate_split
+from poselab.evaluation import eval_loader, evaluate_split
 from poselab.heatmaps import Codec, pose_loss
 from poselab.labels import load_labeled_frames
 from poselab.models.posenet import PoseNet
