@@ -231,7 +231,7 @@ def run_demo(
                         ("evaluation", run / "evaluation"), ("predictions", predictions),
                         ("filtered", filtered), ("labeled video", labeled_video),
                         ("plots", plots[0].parent)]:
-        echo(f"      {label + ':':15s}{path}")
+        echo(f"      {label + ':':15s}{_shown(path)}")
     echo(f"      test pixel error (held-out labeled frames): {test_error:.2f} px")
     echo(f"      median error over all {len(truth)} frames vs ground truth: "
          f"{video_error:.2f} px")
@@ -252,6 +252,15 @@ class _Steps:
     def __call__(self, text: str) -> None:
         self.n += 1
         self.echo(f"[{self.n}/{_STAGES}] {text}")
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the working directory when it is under it, else absolute."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _median_error(predictions: Path, truth: pd.DataFrame) -> float:
