@@ -179,8 +179,8 @@ def run_demo(
     label_file = project.label_file(labeled)
 
     step(f"poselab extract-frames: picking {DEMO_LABELED} diverse keyframes (k-means)")
-    if label_file.is_file():
-        echo("      already extracted and labeled")
+    if labeled.is_dir() and any(FRAME_NAME.fullmatch(p.name) for p in labeled.iterdir()):
+        echo("      already extracted")  # extracting again would add 50 more frames
     else:
         extract_frames(config, n=DEMO_LABELED, method="kmeans", progress=sys.stderr.isatty())
         echo(f"      frames in {labeled}")
