@@ -152,6 +152,11 @@ def run_demo(
     from poselab.video_output import make_labeled_video
 
     out = Path(out)
+    cfg = resolve_config("demo", {"epochs": epochs})  # a bad --epochs fails before any work
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PoselabError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
     started = time.monotonic()
     step = _Steps(echo)
     step(f"rendering a synthetic video ({DEMO_FRAMES} frames, {DEMO_SIZE[0]}x{DEMO_SIZE[1]}) "
@@ -192,7 +197,6 @@ def run_demo(
     echo(f"      labels: {label_file}")
 
     run = project.root / "models" / DEMO_RUN
-    cfg = resolve_config("demo", {"epochs": epochs})
     step(f"poselab train --preset demo: EfficientNet-Lite0 (ImageNet weights), "
          f"{cfg.epochs} epochs")
     if (run / "last.pt").is_file():

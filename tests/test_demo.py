@@ -59,3 +59,14 @@ def test_synthetic_video_command(tmp_path: Path):
     assert truth.shape == (20, 12)
     bad = CliRunner().invoke(app, ["synthetic-video", str(out), "--size", "64by48"])
     assert bad.exit_code == 2 and "WIDTHxHEIGHT" in bad.output
+
+
+def test_demo_bad_options_fail_before_any_work(tmp_path: Path):
+    runner = CliRunner()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    bad_out = runner.invoke(app, ["demo", "--out", str(blocker / "demo")])
+    assert bad_out.exit_code == 2 and "cannot create the folder" in bad_out.output
+    bad_epochs = runner.invoke(app, ["demo", "--out", str(tmp_path / "d"), "--epochs", "0"])
+    assert bad_epochs.exit_code == 2 and "epochs must be >= 1" in bad_epochs.output
+    assert not (tmp_path / "d").exists()  # nothing written
