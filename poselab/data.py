@@ -216,17 +216,13 @@ def preprocess(
 
 
 def preprocess_batch(
-    frames: torch.Tensor, mean: Sequence[float], std: Sequence[float], multiple: int = MULTIPLE,
-    input_scale: float = 1.0,
+    frames: torch.Tensor, mean: Sequence[float], std: Sequence[float], multiple: int = MULTIPLE
 ) -> torch.Tensor:
     """`preprocess` for a uint8 (B, H, W, 3) RGB tensor on any device -> float32 (B, 3, H', W').
 
-    A resize (input_scale != 1) runs on the host with OpenCV, as `preprocess`, so every path
-    sees the same pixels; `Predictor` resizes before the upload, which moves fewer bytes.
+    No resize here: callers with an input_scale resize on the host first (`resize_frames`,
+    OpenCV, the same pixels as `preprocess`), as `Predictor` does before the upload.
     """
-    if input_scale != 1.0:
-        resized = resize_frames(frames.cpu().numpy(), input_scale)
-        frames = torch.from_numpy(resized).to(frames.device)
     x = frames.permute(0, 3, 1, 2).float().mul_(1 / 255)  # (B, 3, H, W)
     m = torch.as_tensor(mean, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
     s = torch.as_tensor(std, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
