@@ -3,7 +3,7 @@
 For each model configuration this builds a run dir with untrained weights (speed does not
 depend on the weights), analyzes the first --frames frames of
 ../shared/data/openfield-Pranav-2018-10-30/videos/m3v1mp4.mp4 (640x480) with
-`poselab.analyze.analyze_video` (background decoding, batched bf16/fp32 inference,
+`poselab.analysis.analyze.analyze_video` (background decoding, batched bf16/fp32 inference,
 atomic writes: the whole user path), and prints frames/s, GFLOP per frame (torch's FLOP
 counter, multiply-add = 2), achieved GFLOP/s as a fraction of a same-run matmul, and peak RSS.
 Anchors measured here with DeepLabCut 3.0.2 on the same video: resnet_50 1.43 frames/s,
@@ -26,12 +26,12 @@ import torch
 import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
-from poselab.analyze import analyze_video
-from poselab.augment import padded_size, scaled_size
-from poselab.engine import save_checkpoint
-from poselab.heatmaps import Codec
-from poselab.models.posenet import PoseNet
-from poselab.predict import Predictor
+from poselab.analysis.analyze import analyze_video
+from poselab.pose.augment import padded_size, scaled_size
+from poselab.pose.engine import save_checkpoint
+from poselab.pose.heatmaps import Codec
+from poselab.pose.models.posenet import PoseNet
+from poselab.pose.predict import Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDEO = ROOT.parent / "shared" / "data" / "openfield-Pranav-2018-10-30" / "videos" / "m3v1mp4.mp4"

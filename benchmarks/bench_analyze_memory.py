@@ -3,7 +3,7 @@
 Builds the openfield video (2,330 frames, 640x480 H.264) concatenated --repeat times
 without re-encoding (ffmpeg concat demuxer from the imageio-ffmpeg wheel; falls back to an
 mp4v re-encode with OpenCV), then analyzes the original and the long video with
-`poselab.analyze.analyze_video` (the whole user path: background decoding, batched
+`poselab.analysis.analyze.analyze_video` (the whole user path: background decoding, batched
 inference, atomic writes) while a thread samples this process's resident memory every
 second. Prints RSS at each tenth of the run, the peak, and the growth from the first
 tenth to the end; the target is a peak under 1.5 GB that does not grow with the video.
@@ -26,8 +26,8 @@ from pathlib import Path
 import cv2
 from bench_analyze import CONFIGS, VIDEO, make_run
 
-from poselab.analyze import analyze_video
-from poselab.predict import Predictor
+from poselab.analysis.analyze import analyze_video
+from poselab.pose.predict import Predictor
 
 
 def rss_mb() -> float:

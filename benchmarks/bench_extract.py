@@ -1,7 +1,7 @@
 """Keyframe extraction vs the floor: one plain OpenCV decode of the same video (issue 3).
 
 (a) decode every frame once with a plain cv2.VideoCapture read loop;
-(b) `poselab.frames.extract_frames(method="kmeans", n=20)` on a temporary project that links
+(b) `poselab.io.frames.extract_frames(method="kmeans", n=20)` on a temporary project that links
     the same video (never writing next to the video itself).
 Both run in the same process on the same machine, interleaved after one warm-up each; the
 script prints every run, the medians, the ratio (b)/(a) (target <= 1.3) and a final JSON line.
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import cv2
 
-from poselab.frames import extract_frames
-from poselab.project import create_project
+from poselab.io.frames import extract_frames
+from poselab.io.project import create_project
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDEO = ROOT.parent / "shared" / "data" / "openfield-Pranav-2018-10-30" / "videos" / "m3v1mp4.mp4"

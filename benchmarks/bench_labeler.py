@@ -109,7 +109,7 @@ def main() -> None:
 
 
 def run(page, config: Path, steps: int, png_mb: float, chromium: str) -> dict:
-    from poselab.labels import read_labels
+    from poselab.io.labels import read_labels
 
     def step(key: str) -> float:
         return page.evaluate(STEP_JS, key)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from poselab import mnist
+from poselab.mnist import mnist
 
 
 def matmul_gflops(seconds: float = 1.0) -> float:

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from poselab.evaluation import evaluate
-from poselab.train_config import resolve_config
-from poselab.training import train
+from poselab.pose.evaluation import evaluate
+from poselab.pose.train_config import resolve_config
+from poselab.pose.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 OPENFIELD = ROOT.parent / "shared" / "data" / "openfield-Pranav-2018-10-30"

@@ -19,14 +19,14 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from poselab.augment import AugmentConfig
-from poselab.data import PoseDataset, worker_init_fn
-from poselab.engine import move_to
-from poselab.heatmaps import Codec, pose_loss
-from poselab.labels import load_labeled_frames
-from poselab.models.posenet import PoseNet
-from poselab.predict import autocast_dtype
-from poselab.project import open_project
+from poselab.io.labels import load_labeled_frames
+from poselab.io.project import open_project
+from poselab.pose.augment import AugmentConfig
+from poselab.pose.data import PoseDataset, worker_init_fn
+from poselab.pose.engine import move_to
+from poselab.pose.heatmaps import Codec, pose_loss
+from poselab.pose.models.posenet import PoseNet
+from poselab.pose.predict import autocast_dtype
 
 ROOT = Path(__file__).resolve().parents[1]
 OPENFIELD = ROOT.parent / "shared" / "data" / "openfield-Pranav-2018-10-30"

@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from poselab import mnist
+from poselab.mnist import mnist
 
 
 def main() -> None:

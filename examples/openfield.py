@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import poselab
-from poselab.project import open_project
+from poselab.io.project import open_project
 
 
 def copy_project(src: Path, dest: Path) -> Path:

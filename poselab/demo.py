@@ -22,12 +22,13 @@ import numpy as np
 import pandas as pd
 
 from poselab.errors import PoselabError
-from poselab.frames import FRAME_NAME
-from poselab.info import format_info, project_info
-from poselab.labels import empty_labels, predictions_arrays, write_labels, write_predictions
-from poselab.project import create_project, open_project
-from poselab.synthetic import SYNTHETIC_BODYPARTS, SYNTHETIC_SKELETON, make_synthetic_video
-from poselab.video import VideoReader
+from poselab.io.frames import FRAME_NAME
+from poselab.io.info import format_info, project_info
+from poselab.io.labels import empty_labels, write_labels
+from poselab.io.predictions import predictions_arrays, write_predictions
+from poselab.io.project import create_project, open_project
+from poselab.io.synthetic import SYNTHETIC_BODYPARTS, SYNTHETIC_SKELETON, make_synthetic_video
+from poselab.io.video import VideoReader
 
 DEMO_DATE = dt.date(2026, 1, 1)  # fixed so re-running the demo finds its own project
 
@@ -142,14 +143,15 @@ def run_demo(
         "plots") and the errors ("test_px_error" from evaluation, "video_px_error": median
         error of the filtered predictions against the ground truth over the whole video).
     """
-    from poselab.analyze import analyze_videos
-    from poselab.evaluation import evaluate, format_evaluation
-    from poselab.frames import extract_frames
-    from poselab.postprocess import filter_predictions, read_meta
-    from poselab.train_config import resolve_config
-    from poselab.training import train
-    from poselab.trajectory_plots import plot_trajectories
-    from poselab.video_output import make_labeled_video
+    from poselab.analysis.analyze import analyze_videos
+    from poselab.analysis.postprocess import filter_predictions
+    from poselab.io.frames import extract_frames
+    from poselab.io.predictions import read_meta
+    from poselab.pose.evaluation import evaluate, format_evaluation
+    from poselab.pose.train_config import resolve_config
+    from poselab.pose.training import train
+    from poselab.viz.trajectory_plots import plot_trajectories
+    from poselab.viz.video_output import make_labeled_video
 
     out = Path(out)
     cfg = resolve_config("demo", {"epochs": epochs})  # a bad --epochs fails before any work
@@ -269,7 +271,7 @@ def _shown(path: Path) -> str:
 
 def _median_error(predictions: Path, truth: pd.DataFrame) -> float:
     """Median Euclidean distance (px) between predicted and true keypoints, all frames."""
-    from poselab.postprocess import read_predictions
+    from poselab.io.predictions import read_predictions
 
     pred_xy = predictions_arrays(read_predictions(predictions))[0]
     true_xy = predictions_arrays(truth)[0]

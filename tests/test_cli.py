@@ -19,7 +19,7 @@ def _new(tmp_path: Path, video: Path, *extra: str):
 
 
 def test_new_add_info(tmp_path: Path, tiny_video: Path):
-    from conftest import write_video
+    from tests.conftest import write_video
 
     result = _new(tmp_path, tiny_video)
     assert result.exit_code == 0, result.output

@@ -15,7 +15,7 @@ def test_demo_runs_the_whole_workflow_and_continues(tmp_path: Path):
     the ground truth over the whole video, and a re-run that reuses everything."""
     import pandas as pd
 
-    from poselab.labels import predictions_arrays
+    from poselab.io.predictions import predictions_arrays
 
     runner = CliRunner()
     result = runner.invoke(app, ["demo", "--out", str(tmp_path), "--epochs", "30"])

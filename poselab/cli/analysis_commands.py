@@ -33,7 +33,7 @@ def analyze_cmd(
       poselab analyze models/resnet50-20261126-101500 videos/ --dest results \\
           --device cuda --batch-size 32
     """
-    from poselab.analyze import analyze_videos
+    from poselab.analysis.analyze import analyze_videos
 
     for path in analyze_videos(run, videos, dest=dest, batch_size=batch_size, device=device,
                                csv=csv, overwrite=overwrite):
@@ -66,8 +66,8 @@ def filter_cmd(
       poselab filter videos/mouse1poselab_x.h5 --config config.yaml --csv
       poselab filter videos/*.h5 --method savgol --window 7 --polyorder 3
     """
-    from poselab.postprocess import filter_predictions
-    from poselab.project import resolve_pcutoff
+    from poselab.analysis.postprocess import filter_predictions
+    from poselab.io.project import resolve_pcutoff
 
     cutoff = resolve_pcutoff(pcutoff, config)
     for path in predictions:
@@ -97,7 +97,7 @@ def labeled_video_cmd(
       poselab labeled-video mouse1.mp4 mouse1poselab_x_filtered.h5 \\
           --config config.yaml --trail 10
     """
-    from poselab.video_output import make_labeled_video
+    from poselab.viz.video_output import make_labeled_video
 
     typer.echo(f"wrote {make_labeled_video(video, predictions, dest, pcutoff, config, trail)}")
 
@@ -119,7 +119,7 @@ def plot_trajectories_cmd(
     Example:
       poselab plot-trajectories videos/mouse1poselab_x.h5 --config config.yaml
     """
-    from poselab.trajectory_plots import plot_trajectories
+    from poselab.viz.trajectory_plots import plot_trajectories
 
     written = plot_trajectories(predictions, dest, pcutoff, config)
     typer.echo(f"wrote {len(written)} plots into {written[0].parent}")

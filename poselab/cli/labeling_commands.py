@@ -39,7 +39,7 @@ def extract_frames_cmd(
       poselab extract-frames config.yaml -v mouse1 --start 0.5 --stop 1
       poselab extract-frames config.yaml -v mouse2.mp4 --crop 0,320,40,240
     """
-    from poselab.frames import extract_frames
+    from poselab.io.frames import extract_frames
 
     result = extract_frames(config, videos or None, n, method, start, stop, crop, seed)
     for key, paths in result.frames.items():
@@ -103,7 +103,7 @@ def extract_outliers_cmd(
       poselab extract-outliers config.yaml mouse1 mouse1poselab_x.h5 \\
           --criteria likelihood --pcutoff 0.8
     """
-    from poselab.outliers import extract_outliers
+    from poselab.analysis.outliers import extract_outliers
 
     result = extract_outliers(config, video, predictions, n, _split_list(criteria) or [],
                               jump_px, pcutoff, seed)

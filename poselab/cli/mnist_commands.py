@@ -1,6 +1,6 @@
 """``poselab mnist ...``: the MNIST warmup's commands, a typer sub-app mounted by poselab.cli.
 
-Each command parses options and calls the Python API in ``poselab.mnist``; torch is imported
+Each command parses options and calls the Python API in ``poselab.mnist.mnist``; torch is imported
 inside the commands so that ``poselab --help`` stays instant. A ``PoselabError`` propagates to
 the main CLI, which prints it as one line and exits with code 2.
 
@@ -61,8 +61,8 @@ def train(
       poselab mnist train --data data/mnist --download --out runs/mnist
       poselab mnist train --data data/mnist --limit 2000 --epochs 1 --json
     """
-    from poselab.mnist import train_mnist  # lazy: torch loads only when a command runs
-    from poselab.mnist_data import download as fetch
+    from poselab.mnist.data import download as fetch
+    from poselab.mnist.mnist import train_mnist  # lazy: torch loads only when a command runs
 
     if download:
         data = fetch("mnist", data)
@@ -107,9 +107,9 @@ def transfer(
       poselab mnist transfer --from runs/mnist --data data/fashion-mnist \\
           --labels 100,1000 --no-finetune --json
     """
-    from poselab.mnist import format_table
-    from poselab.mnist import transfer as run_transfer
-    from poselab.mnist_data import download as fetch
+    from poselab.mnist.data import download as fetch
+    from poselab.mnist.mnist import format_table
+    from poselab.mnist.mnist import transfer as run_transfer
 
     if download:
         data = fetch("fashion-mnist", data)

@@ -55,7 +55,7 @@ def new_cmd(
       poselab new openfield -e alice -v mouse1.mp4 --bodyparts snout,tailbase
       poselab new openfield -e alice -v /data/mouse1.mp4 --copy-videos --dir ~/pj
     """
-    from poselab.project import create_project
+    from poselab.io.project import create_project
 
     config = create_project(name, experimenter, list(videos), _split_list(bodyparts),
                             copy_videos, directory)
@@ -76,7 +76,7 @@ def add_videos_cmd(
     Example:
       poselab add-videos openfield-alice-2026-11-26/config.yaml mouse3.mp4
     """
-    from poselab.project import add_videos
+    from poselab.io.project import add_videos
 
     for path in add_videos(config, list(videos), copy_videos):
         typer.echo(f"added {path}")
@@ -91,7 +91,7 @@ def info_cmd(
     Lists each video with its frame count, fps and size, and each labeled-data
     folder with its labeled frames.
     """
-    from poselab.info import format_info, project_info
+    from poselab.io.info import format_info, project_info
 
     info = project_info(config)
     typer.echo(json.dumps(info, indent=2) if as_json else format_info(info))
@@ -103,7 +103,7 @@ def check_labels_cmd(config: Path = ConfigArg) -> None:
     Writes the images into labeled-data/<stem>_labeled/ in the config's colormap,
     so wrong labels are easy to spot.
     """
-    from poselab.plots import check_labels
+    from poselab.viz.plots import check_labels
 
     written = check_labels(config)
     folders = sorted({str(p.parent) for p in written})

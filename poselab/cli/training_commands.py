@@ -57,8 +57,8 @@ def train_cmd(
       poselab train config.yaml --resume resnet50-20261126-101500 --epochs 300
       torchrun --nproc_per_node 4 -m poselab train config.yaml --device cuda
     """
-    from poselab.train_config import resolve_config
-    from poselab.training import train
+    from poselab.pose.train_config import resolve_config
+    from poselab.pose.training import train
 
     flags = {"backbone": backbone, "weights": weights, "batch_size": batch_size,
              "device": device, "train_fraction": train_fraction, "seed": seed}
@@ -88,7 +88,7 @@ def evaluate_cmd(
       poselab evaluate models/resnet50-20261126-101500
       poselab evaluate models/resnet50-20261126-101500 --plot --which last --json
     """
-    from poselab.evaluation import evaluate, format_evaluation
+    from poselab.pose.evaluation import evaluate, format_evaluation
 
     result = evaluate(run, plot=plot, device=device, which=which)
     if as_json:
@@ -120,7 +120,7 @@ def export_cmd(
       poselab export models/resnet50-20261126-101500 --format onnx --dest deploy
       poselab export models/resnet50-20261126-101500 --which last
     """
-    from poselab.export import export_model
+    from poselab.analysis.export import export_model
 
     for path in export_model(run, fmt, dest, which):
         typer.echo(f"wrote {path}")

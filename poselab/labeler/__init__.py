@@ -1,7 +1,7 @@
 """The browser labeling tool (`poselab label`): a local web server and a single-page app.
 
 - store.py: one FolderStore per labeled-data folder; crash-safe paired .h5/.csv saves through
-  poselab.labels, on-disk change detection, the not-visible sidecar.
+  poselab.io.labels, on-disk change detection, the not-visible sidecar.
 - security.py: loopback-only by default, a URL token on any other address.
 - server.py: the Starlette routes, `serve` (uvicorn) and `BackgroundServer` (tests).
 - static/: the page (plain HTML, CSS and ES modules; no build step, nothing from a CDN).

@@ -39,9 +39,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from poselab.errors import PoselabError
+from poselab.io.project import open_project
 from poselab.labeler.security import Guard, is_loopback, new_token
 from poselab.labeler.store import BadEdit, ConflictError, FolderStore, ReadOnlyError, parse_edits
-from poselab.project import open_project
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_PORT = 8765
@@ -88,7 +88,7 @@ class Labeler:
             return self._stores[name]
 
     def project_json(self) -> dict:
-        from poselab.plots import bodypart_colors, named_color
+        from poselab.viz.plots import bodypart_colors, named_color
 
         p = self.project
         bgr = bodypart_colors(str(p.get("colormap", "rainbow")), len(p.bodyparts))

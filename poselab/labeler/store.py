@@ -1,6 +1,6 @@
 """The labeler's label store: one `FolderStore` per labeled-data folder, crash-safe saves.
 
-Every read and write of CollectedData goes through poselab.labels (read_labels,
+Every read and write of CollectedData goes through poselab.io.labels (read_labels,
 conform_labels, write_labels). This module adds what a long labeling session needs:
 
 - Edits are applied to a copy of the table, written, and only then become the in-memory
@@ -36,8 +36,8 @@ import numpy as np
 import pandas as pd
 
 from poselab.errors import LabelFileError, PoselabError
-from poselab.info import list_images
-from poselab.labels import (
+from poselab.io.info import list_images
+from poselab.io.labels import (
     conform_labels,
     empty_labels,
     read_labels,

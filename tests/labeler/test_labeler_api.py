@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from poselab.io.labels import read_labels, write_labels
 from poselab.labeler import create_app
-from poselab.labels import read_labels, write_labels
 
 LOCAL = "http://127.0.0.1"
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from poselab.labels import read_labels, write_labels
+from poselab.io.labels import read_labels, write_labels
 
 from .labeler_support import BODYPARTS, MARKED_PIXEL, make_project
 
@@ -412,7 +412,7 @@ def test_token_url_works_in_the_page(project, serve, lpage):
 
 
 def test_predictions_render_as_hollow_markers_without_touching_the_file(project, serve, lpage):
-    from poselab.labels import predictions_frame
+    from poselab.io.predictions import predictions_frame
 
     folder = project.parent / "labeled-data" / "mouse1"
     xy = np.tile(np.array([[10.0, 10.0], [20.0, 10.0], [30.0, 10.0], [40.0, 10.0]]), (6, 1, 1))

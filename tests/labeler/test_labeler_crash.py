@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from poselab.io.labels import read_labels
 from poselab.labeler.store import FolderStore
-from poselab.labels import read_labels
 
 from .labeler_support import make_project
 

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from poselab.errors import LabelFileError
-from poselab.labels import predictions_frame, read_labels
+from poselab.io.labels import read_labels
+from poselab.io.predictions import predictions_frame
 
 from .labeler_support import BODYPARTS
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from poselab.io.labels import empty_labels, read_labels, write_labels
 from poselab.labeler.store import (
     JOURNAL_NAME,
     NOTVISIBLE_NAME,
@@ -20,7 +21,6 @@ from poselab.labeler.store import (
     parse_edits,
     recover,
 )
-from poselab.labels import empty_labels, read_labels, write_labels
 
 BPS = ["snout", "leftear", "rightear", "tail"]
 
@@ -198,7 +198,7 @@ def test_recover_ignores_a_journal_pointing_outside(tmp_path: Path):
 
 def test_predictions_are_read_and_never_written(project: Path):
     folder = project.parent / "labeled-data" / "mouse1"
-    from poselab.labels import predictions_frame
+    from poselab.io.predictions import predictions_frame
 
     xy = np.full((2, 4, 2), 12.5)
     lik = np.array([[0.9, 0.2, np.nan, 0.7]] * 2)

@@ -1,0 +1,124 @@
+"""Evaluate a pose model on its train/test split: pixel errors, tables, GT-vs-prediction images.
+
+Training calls `evaluate_split` after epochs and `poselab evaluate RUN` calls it afterwards:
+one code path, so in-training and post-hoc figures agree (DeepLabCut's disagree). Images go
+through `PoseDataset` in eval mode, the same preprocessing video analysis uses. With an
+input_scale, predictions and ground truth are mapped back to frame pixels before any metric,
+so errors are in original image pixels, as the labels.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from poselab.pose.data import PoseDataset, pad_collate, read_split, to_frame_pixels
+from poselab.pose.engine import evaluate as run_eval
+from poselab.pose.engine import resolve_device
+from poselab.pose.heatmaps import Codec, decode
+from poselab.pose.metrics import format_metrics, keypoint_metrics
+
+
+def eval_loader(frames, indices, codec, mean, std, batch_size: int = 4,
+                input_scale: float = 1.0) -> DataLoader:
+    """Full frames resized by input_scale, no augmentation, padded to a multiple of 32 (as
+    video analysis)."""
+    dataset = PoseDataset(frames, indices, None, mean, std, augment=None, train=False,
+                          input_scale=input_scale)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=pad_collate)
+
+
+def predict_loader(model, loader, codec: Codec, device, dtype) -> dict[str, np.ndarray]:
+    """xy (N, K, 2), likelihood (N, K), ground truth (N, K, 2) and dataset index (N,); xy and
+    ground truth in frame pixels."""
+
+    def metric_fn(m, batch):
+        image = batch["image"].contiguous(memory_format=torch.channels_last)
+        heatmaps, offsets = m(image)
+        xy, likelihood = decode(heatmaps.float(), offsets.float(), codec)
+        return {"xy": xy, "likelihood": likelihood, "gt": batch["keypoints"],
+                "index": batch["index"], "frame_hw": batch["frame_hw"]}
+
+    out = run_eval(model, loader, metric_fn, device, autocast_dtype=dtype, keep=True,
+                   progress=False)["values"]
+    out = {k: v.numpy() if k in ("index", "frame_hw") else v.float().numpy()
+           for k, v in out.items()}
+    scale = getattr(loader.dataset, "input_scale", 1.0)
+    frame_hw = out.pop("frame_hw")
+    for key in ("xy", "gt"):
+        out[key] = _rows_to_frame_pixels(out[key], frame_hw, scale)
+    return out
+
+
+def _rows_to_frame_pixels(xy: np.ndarray, frame_hw: np.ndarray, scale: float) -> np.ndarray:
+    """Per-frame `to_frame_pixels` of (N, K, 2) network coordinates; frames may differ in size."""
+    if scale == 1.0 or len(xy) == 0:
+        return xy
+    return np.stack([to_frame_pixels(v, (int(h), int(w)), scale)
+                     for v, (h, w) in zip(xy, frame_hw, strict=True)])
+
+
+def evaluate_split(model, loader, codec, device, dtype, pcutoff: float, bodyparts: list[str]):
+    """(metrics dict, predictions dict) of one split."""
+    pred = predict_loader(model, loader, codec, device, dtype)
+    metrics = keypoint_metrics(pred["xy"], pred["likelihood"], pred["gt"], pcutoff, bodyparts)
+    return metrics, pred
+
+
+def evaluate(
+    run: str | os.PathLike, plot: bool = False, device: str = "auto", which: str = "best",
+) -> dict:
+    """Evaluate a trained run on its own train and test splits.
+
+    Writes `evaluation/metrics.json` (and with `plot`, `evaluation/<split>/*.png` images of
+    ground truth (filled) vs prediction (ring) and `evaluation/calibration.png`).
+
+    Returns:
+        {"run", "epoch", "train": metrics, "test": metrics}; each metrics dict has
+        mean_px_error, rmse, their pcutoff variants, pck5, per_bodypart and calibration.
+    """
+    from poselab.io.labels import load_labeled_frames
+    from poselab.io.project import open_project
+    from poselab.pose.predict import autocast_dtype, load_run, run_input_scale
+
+    run = Path(run)
+    dev = resolve_device(device)
+    model, info, epoch = load_run(run, which, dev)
+    model = model.to(memory_format=torch.channels_last)
+    project = open_project(info["project_config"]) if Path(
+        info["project_config"]).is_file() else open_project(run.parents[1] / "config.yaml")
+    frames = load_labeled_frames(project)
+    train_idx, test_idx = read_split(run / "split.json", frames)
+    codec = Codec(**info["codec"])
+    dtype = autocast_dtype(info["train"].get("precision", "auto"), dev)
+    pcutoff = float(info.get("pcutoff", project.pcutoff))
+    result: dict = {"run": str(run), "epoch": epoch}
+    out_dir = run / "evaluation"
+    out_dir.mkdir(exist_ok=True)
+    for split, idx in (("train", train_idx), ("test", test_idx)):
+        loader = eval_loader(frames, idx, codec, model.mean, model.std,
+                             input_scale=run_input_scale(info))
+        metrics, pred = evaluate_split(model, loader, codec, dev, dtype, pcutoff,
+                                       info["bodyparts"])
+        result[split] = metrics
+        if plot:
+            from poselab.viz.plots import draw_comparisons
+
+            draw_comparisons(frames, pred, info, out_dir / split)
+    if plot:
+        from poselab.viz.plots import plot_calibration
+
+        plot_calibration(result["test"]["calibration"], out_dir / "calibration.png")
+    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def format_evaluation(result: dict) -> str:
+    return "\n".join([f"run {result['run']} (checkpoint epoch {result['epoch'] + 1})",
+                      format_metrics("train", result["train"]),
+                      format_metrics("test", result["test"])])

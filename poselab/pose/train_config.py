@@ -1,0 +1,176 @@
+"""Training configuration: a passive dataclass, presets in configs/, and `--set` overrides.
+
+A preset is a commented YAML file in the repository's `configs/` folder (installed as the
+package `poselab.configs`). Loading is `yaml.safe_load` (a config from a colleague cannot run
+code) and rejects unknown keys with the nearest valid one, so a typo never silently falls
+back to a default.
+
+Adding an option: add a field with a default and a comment to `TrainConfig` (or to
+`poselab.pose.data.AugmentConfig` for augmentation), then use it in training.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from poselab.errors import ConfigError
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (with the project and its split)."""
+
+    backbone: str = "resnet50"  # resnet18/34/50/101, efficientnet_lite0
+    weights: str = "imagenet"  # imagenet | none | path to a state dict
+    backbone_stride: int = 32  # 32: plain backbone + 2 deconvs; 16: dilated last stage (DLC)
+    output_stride: int = 8  # heatmap stride, as DeepLabCut
+    head_width: int = 256  # channels of the deconvolution layers
+    head_direct: bool = False  # DeepLabCut's head: deconvolve straight to the K maps
+    epochs: int = 200
+    batch_size: int = 8
+    lr: float = 5e-4  # AdamW, as DeepLabCut
+    backbone_lr_factor: float = 1.0  # backbone lr = lr * factor (fine-tuning)
+    weight_decay: float = 1e-4
+    lr_drops: list[float] = field(default_factory=lambda: [0.45, 0.6])  # fractions of epochs
+    lr_drop_factors: list[float] = field(default_factory=lambda: [0.2, 0.1])  # 5e-4->1e-4->1e-5
+    warmup_epochs: int = 0  # linear warm-up from lr/10
+    train_fraction: float | None = None  # None: config.yaml TrainingFraction[0]
+    seed: int = 0
+    # The network sees every image resized by this factor (DeepLabCut's global_scale), in
+    # training, evaluation, analysis and export: 0.5 is ~4x fewer FLOPs per frame. Labels,
+    # metrics and predictions stay in original image pixels. crop_size, sigma and
+    # locref_radius are in network-input pixels, i.e. after this resize.
+    input_scale: float = 1.0
+    sigma: float = 8.0  # Gaussian target sigma, input pixels
+    locref_std: float = 7.2801  # offset normalisation (DeepLabCut's value)
+    locref_radius: float = 17.0  # offsets are trained within this radius, pixels
+    locref_weight: float = 0.05
+    mask_unlabeled: bool = True  # DeepLabCut trains unlabeled keypoints as absent instead
+    augment: dict[str, Any] = field(default_factory=dict)  # poselab.pose.data.AugmentConfig fields
+    workers: int = 2  # DataLoader worker processes
+    device: str = "auto"  # auto | cpu | cuda | mps
+    precision: str = "auto"  # auto (bf16 where fast, else fp32) | fp32 | bf16 | fp16
+    channels_last: bool = True
+    eval_every: int = 1  # evaluate the test split every N epochs
+    eval_train: bool = True  # also report the train-split pixel error each evaluation
+    max_minutes: float | None = None  # stop cleanly (evaluate + checkpoint) after this long
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> TrainConfig:
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in data:
+            if key not in names:
+                near = difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)
+                hint = f" (did you mean '{near[0]}'?)" if near else ""
+                raise ConfigError(f"{source}: unknown training option '{key}'{hint}")
+        cfg = cls(**data)
+        cfg.validate(source)
+        return cfg
+
+    def validate(self, source: str = "config") -> None:
+        checks = [
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (self.lr > 0, "lr must be > 0"),
+            (self.backbone_stride in (16, 32), "backbone_stride must be 16 or 32"),
+            (self.output_stride in (4, 8, 16), "output_stride must be 4, 8 or 16"),
+            (self.output_stride <= self.backbone_stride, "output_stride must be <= backbone"),
+            (self.train_fraction is None or 0 < self.train_fraction < 1,
+             "train_fraction must be in (0, 1)"),
+            (self.precision in ("auto", "fp32", "bf16", "fp16"),
+             "precision must be auto, fp32, bf16 or fp16"),
+            (len(self.lr_drops) == len(self.lr_drop_factors),
+             "lr_drops and lr_drop_factors must have the same length"),
+            (self.max_minutes is None or self.max_minutes > 0, "max_minutes must be > 0"),
+            (self.workers >= 0, "workers must be >= 0"),
+            (0.1 <= self.input_scale <= 2.0, "input_scale must be in [0.1, 2]"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"{source}: {message}")
+
+
+def preset_names() -> list[str]:
+    """Names of the presets shipped in configs/ (file names without .yaml)."""
+    return sorted(
+        p.name[:-5] for p in resources.files("poselab.configs").iterdir()
+        if p.name.endswith(".yaml") and not p.name.startswith("mnist")
+    )
+
+
+def load_yaml(path_or_text: str | Path, source: str) -> dict[str, Any]:
+    """yaml.safe_load a file, as a mapping, with a one-line error naming the source."""
+    try:
+        text = Path(path_or_text).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read ({exc.strerror})") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", exc)
+        raise ConfigError(f"{source}{line}: malformed YAML ({problem})") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of training options")
+    return data
+
+
+def load_preset(name_or_path: str) -> dict[str, Any]:
+    """The options of a preset name (see `preset_names`) or of a YAML file path."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return load_yaml(path, str(path))
+    resource = resources.files("poselab.configs") / f"{name_or_path}.yaml"
+    if not resource.is_file():
+        names = preset_names()
+        near = difflib.get_close_matches(name_or_path, names, n=1, cutoff=0.5)
+        hint = f" (did you mean '{near[0]}'?)" if near else ""
+        raise ConfigError(f"--preset {name_or_path}: no such preset{hint}; have {names}")
+    with resources.as_file(resource) as p:
+        return load_yaml(p, f"preset {name_or_path}")
+
+
+def apply_overrides(options: dict[str, Any], assignments: list[str]) -> dict[str, Any]:
+    """Apply `--set key=value` strings; values are YAML (`lr=1e-3`, `augment.rotation=10`)."""
+    options = {k: (dict(v) if isinstance(v, dict) else v) for k, v in options.items()}
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: value is not valid YAML") from None
+        target = options
+        *parents, leaf = key.strip().split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"--set {item!r}: '{parent}' is not a group of options")
+        target[leaf] = value
+    return options
+
+
+def resolve_config(
+    preset: str | None = None, overrides: dict[str, Any] | None = None,
+    assignments: list[str] | None = None,
+) -> TrainConfig:
+    """Defaults <- preset <- explicit options (CLI flags) <- `--set` assignments."""
+    options = load_preset(preset) if preset else {}
+    options.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    options = apply_overrides(options, assignments or [])
+    source = f"preset {preset}" if preset else "training options"
+    return TrainConfig.from_dict(options, source)
