@@ -5,6 +5,12 @@ A predictions table has an integer frame index 0..N-1 (one row per video frame) 
 (table format), the optional .csv twin has the same three header rows. Analysis writes a
 `<stem>_meta.json` beside it (fps, frame count, run, ...), read by `read_meta`.
 
+Uncertainty of a predictions file (an ensemble's across-member variance, a smoother's
+posterior variance) lives in a sidecar `<stem>_variance.h5` beside it (`write_variance`,
+`read_variance`): same key and frame index, columns (scorer, bodyparts, coords) with coords
+x_var, y_var in px^2. The main file stays exactly DeepLabCut's layout, so every reader of
+DeepLabCut predictions still reads it; tools that know the sidecar pick it up by name.
+
 Everything that reads or writes these files goes through this module, so drawing (viz/) and
 post-processing (analysis/) depend only on io/.
 """
@@ -99,13 +105,99 @@ def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
 def read_meta(path: str | os.PathLike) -> dict:
     """The `<stem>_meta.json` written beside a predictions file by analysis ({} if none).
 
-    A filtered file `<stem>_filtered.h5` shares the metadata of `<stem>.h5`.
+    A filtered or smoothed file (`<stem>_filtered.h5`, `<stem>_smoothed.h5`) shares the
+    metadata of `<stem>.h5`.
     """
     path = Path(path)
-    stem = path.stem.removesuffix("_filtered")
+    stem = path.stem.removesuffix("_filtered").removesuffix("_smoothed")
     meta = path.with_name(f"{stem}_meta.json")
     try:
         data = json.loads(meta.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+# ----------------------------------------------------------------------------- variance sidecar
+VARIANCE_COORDS = ["x_var", "y_var"]
+VARIANCE_SUFFIX = "_variance"
+
+
+def variance_path(path: str | os.PathLike) -> Path:
+    """The variance sidecar `<stem>_variance.h5` of a predictions file (.h5 or .csv).
+
+    A path that already names a sidecar is returned as it is.
+    """
+    path = Path(path)
+    if path.stem.endswith(VARIANCE_SUFFIX):
+        return path.with_suffix(".h5")
+    return path.with_name(f"{path.stem}{VARIANCE_SUFFIX}.h5")
+
+
+def variance_frame(var: np.ndarray, bodyparts: list[str], scorer: str) -> pd.DataFrame:
+    """A variance table from var (N, K, 2) (px^2 of x and y), in the sidecar's layout."""
+    n, k, two = var.shape
+    if two != 2 or len(bodyparts) != k:
+        raise ValueError(f"variance {var.shape} and {len(bodyparts)} bodyparts disagree")
+    columns = pd.MultiIndex.from_product([[scorer], bodyparts, VARIANCE_COORDS],
+                                         names=COLUMN_NAMES)
+    return pd.DataFrame(var.reshape(n, 2 * k).astype("float64"), index=pd.RangeIndex(n),
+                        columns=columns)
+
+
+def variance_arrays(df: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """(var (N, K, 2), bodyparts) of a variance table."""
+    bodyparts = list(dict.fromkeys(df.columns.get_level_values("bodyparts")))
+    scorer = df.columns.get_level_values("scorer")[0]
+    sub = df[scorer]
+    var = np.stack([sub.loc[:, (bodyparts, c)].to_numpy("float64") for c in VARIANCE_COORDS],
+                   axis=-1)
+    return var, bodyparts
+
+
+def write_variance(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write a variance table as the sidecar of the predictions file `path` (atomically).
+
+    Args:
+        df: index = frame numbers, columns (scorer, bodyparts, coords) with coords x_var, y_var.
+        path: the predictions file it belongs to (or the sidecar path itself).
+
+    Returns:
+        The sidecar path `<stem>_variance.h5`.
+    """
+    coords = list(dict.fromkeys(df.columns.get_level_values(-1)))
+    if df.columns.nlevels != 3 or sorted(coords) != VARIANCE_COORDS:
+        raise ValueError(f"a variance table has columns (scorer, bodyparts, coords) with coords "
+                         f"{VARIANCE_COORDS}, got {coords}")
+    out = variance_path(path)
+    return atomic_write(out, lambda tmp: df.to_hdf(tmp, key=H5_KEY, mode="w", format="table"))
+
+
+def read_variance(path: str | os.PathLike) -> pd.DataFrame:
+    """Read the variance sidecar of a predictions file (or the sidecar itself), validated.
+
+    Raises:
+        LabelFileError: no sidecar, or not a variance table (columns, coords, index, negative).
+    """
+    side = variance_path(path)
+    if not side.is_file():
+        raise LabelFileError(f"{side}: variance file not found")
+    df = _read_h5(side)
+    cols = df.columns
+    if not isinstance(cols, pd.MultiIndex) or cols.nlevels != 3:
+        raise LabelFileError(f"{side}: not a variance file (columns must be scorer, bodyparts, "
+                             "coords)")
+    coords = list(dict.fromkeys(cols.get_level_values(2)))
+    if sorted(coords) != VARIANCE_COORDS:
+        raise LabelFileError(f"{side}: not a variance file (coords {coords}, expected "
+                             f"{', '.join(VARIANCE_COORDS)})")
+    if not pd.api.types.is_integer_dtype(df.index):
+        raise LabelFileError(f"{side}: the index must be the frame numbers")
+    df.columns = cols.set_names(COLUMN_NAMES)
+    try:
+        df = df.apply(pd.to_numeric).astype("float64")
+    except (ValueError, TypeError) as exc:
+        raise LabelFileError(f"{side}: non-numeric value ({exc})") from exc
+    if (df.to_numpy() < 0).any():
+        raise LabelFileError(f"{side}: negative variance")
+    return df
