@@ -37,6 +37,7 @@ from poselab.io.frames import FRAME_NAME, METHODS, _listdir, _select, _write_png
 from poselab.io.labels import COLUMN_NAMES, H5_KEY, read_machine_labels
 from poselab.io.predictions import predictions_arrays, read_predictions
 from poselab.io.project import open_project
+from poselab.io.suggestions import write_suggestions
 from poselab.io.video import VideoReader
 
 
@@ -185,9 +186,29 @@ def extract_outliers(
     result.machinelabels = _merge_machinelabels(
         folder / f"machinelabels-iter{project.get('iteration', 0)}.h5", values, scorer,
         project.bodyparts, [("labeled-data", entry.stem, p.name) for p in written.values()])
+    # The labeler lists these frames in its suggestions panel (poselab.io.suggestions).
+    write_suggestions(folder, [_suggestion(i, p.name, xy, likelihood, project.bodyparts, jump_px,
+                                           pcutoff) for i, p in written.items()], "outliers")
     result.messages.append(f"{entry.stem}: wrote {len(written)} frames and their predictions "
                            f"to {result.machinelabels}")
     return result
+
+
+def _suggestion(i: int, image: str, xy: np.ndarray, likelihood: np.ndarray,
+                bodyparts: list[str], jump_px: float, pcutoff: float) -> dict:
+    """The suggestions entry of outlier frame i: why it was flagged; score = 1 - the lowest
+    likelihood (higher = more suspect), None when no likelihood is known."""
+    reasons, lik = [], likelihood[i]
+    known = np.isfinite(lik)
+    if known.any() and np.nanmin(lik) < pcutoff:
+        k = int(np.nanargmin(lik))
+        reasons.append(f"likelihood {lik[k]:.2f} ({bodyparts[k]}) < pcutoff {pcutoff:g}")
+    step = np.linalg.norm(xy[i] - xy[i - 1], axis=-1) if i else np.full(len(lik), np.nan)
+    if np.isfinite(step).any() and np.nanmax(step) > jump_px:
+        k = int(np.nanargmax(step))
+        reasons.append(f"jump {step[k]:.0f} px ({bodyparts[k]})")
+    score = 1.0 - float(np.nanmin(lik)) if known.any() else None
+    return {"image": image, "score": score, "reason": "; ".join(reasons) or "outlier"}
 
 
 def _merge_machinelabels(path: Path, values: np.ndarray, scorer: str, bodyparts: list[str],
