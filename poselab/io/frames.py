@@ -233,9 +233,7 @@ def _plan(project, video: Video, n, method, start, stop, crop, seed, progress) -
                 picks = METHODS[method](reader, candidates, n, seed, bar)
                 if reader.count_known is None or reader.count_known >= last:
                     break  # else the container declared too many frames: redo with the truth
-        width = {len(s) for s in existing.values()}  # keep the folder's padding if it has one
-        digits = width.pop() if len(width) == 1 else math.ceil(math.log10(reader.n_frames or total))
-        return _Plan(video, reader, folder, picks, digits)
+        return _Plan(video, reader, folder, picks, name_digits(folder, reader.n_frames or total))
     except BaseException:
         reader.close()
         raise
@@ -251,12 +249,27 @@ def _write(plan: _Plan, progress: bool) -> list[Path]:
     with tqdm(total=len(plan.indices), desc=f"{plan.video.stem}: write", unit="frame",
               disable=not progress or None) as bar:
         for i, frame in plan.reader.frames(plan.indices):
-            path = plan.folder / f"img{str(i).zfill(plan.digits)}.png"
-            if not path.exists():  # never overwrite, even a file that appeared meanwhile
-                _write_png(path, frame)
+            if (path := write_frame(plan.folder, i, frame, plan.digits)) is not None:
                 written.append(path)
             bar.update()
     return written
+
+
+def name_digits(folder: Path, n_frames: int) -> int:
+    """Zero-padding of img<index>.png in `folder`: the folder's own when all its frames share
+    one, else ceil(log10(n_frames)) digits (DeepLabCut's rule)."""
+    width = {len(m.group(1)) for p in _listdir(folder) if (m := FRAME_NAME.fullmatch(p))}
+    return width.pop() if len(width) == 1 else math.ceil(math.log10(max(n_frames, 1)))
+
+
+def write_frame(folder: Path, index: int, frame: np.ndarray, digits: int) -> Path | None:
+    """Write frame `index` as folder/img<index>.png (zero-padded to `digits`), as
+    extract_frames does; None when that file exists (it is never overwritten)."""
+    path = folder / f"img{str(index).zfill(digits)}.png"
+    if path.exists():  # never overwrite, even a file that appeared meanwhile
+        return None
+    _write_png(path, frame)
+    return path
 
 
 def _write_png(path: Path, frame: np.ndarray) -> None:
