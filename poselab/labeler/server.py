@@ -1,32 +1,34 @@
-"""The labeler's HTTP server: a Starlette app over the label stores, run by uvicorn.
+"""The labeler's HTTP API: a Starlette app over the label stores and the project's videos.
 
 Routes (all JSON unless noted; errors are 4xx JSON `{"error": message}`, never a crash):
     GET  /                                    the page (static/index.html)
     GET  /static/<file>                       page assets (JS, CSS), nothing else
-    GET  /api/project                         bodyparts, colors, skeleton, folders + counts
-    GET  /api/folders/<name>                  images, labels, predictions of one folder
+    GET  /api/project                         bodyparts, colours, marker size, folders + counts,
+                                              videos
+    GET  /api/folders/<name>                  images, labels, predictions, suggestions
     GET  /api/folders/<name>/status           version + whether the files changed on disk
-    POST /api/folders/<name>/edits            {"edits": [{frame, bodypart, value}]} -> saved
+    POST /api/folders/<name>/edits            {"edits": [{frame, bodypart, value}], "client",
+                                              "seq"} -> saved (a stale request is skipped)
     POST /api/folders/<name>/save             write the files now, without edits
     POST /api/folders/<name>/reload           re-read the files (after an outside change)
+    POST /api/folders/<name>/extract          {"n", "method"}: extract frames of the folder's
+                                              video, as `poselab extract-frames` does
     GET  /api/folders/<name>/images/<image>   an image of the folder (names from the folder
-                                              listing only, so no path reaches the disk)
+                                              listing only; regular files inside the project)
+    GET  /api/videos/<id>                     frame count, size, frames already extracted
+    GET  /api/videos/<id>/frames/<index>      that frame as JPEG (decoded by VideoReader)
+    POST /api/videos/<id>/frames/<index>/add  write it to labeled-data like extract-frames
+    GET  /api/videos/<id>/track?start=&stop=  analysis predictions of a frame range
 
 Adding an API route: write an `async def` handler that does its disk work through
 `run_in_threadpool`, add a `Route` in `create_app`, and a TestClient test in
-tests/labeler/test_labeler_api.py.
+tests/labeler/test_labeler_api.py. Running the app: running.py.
 """
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
-import socket
-import sys
-import threading
-import time
-import webbrowser
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,99 +41,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from poselab.errors import PoselabError
-from poselab.io.project import open_project
-from poselab.labeler.security import Guard, is_loopback, new_token
-from poselab.labeler.store import BadEdit, ConflictError, FolderStore, ReadOnlyError, parse_edits
+from poselab.labeler.security import Guard
+from poselab.labeler.session import Labeler
+from poselab.labeler.store import BadEdit, ConflictError, ReadOnlyError, parse_client, parse_edits
 
 STATIC = Path(__file__).parent / "static"
-DEFAULT_PORT = 8765
 MAX_BODY = 8 * 1024 * 1024
-
-
-class Labeler:
-    """The project being labeled and one lazily opened FolderStore per labeled-data folder."""
-
-    def __init__(self, config: str | os.PathLike, folder: str | None = None):
-        self.project = open_project(config)
-        if not self.project.labeled_folders():
-            raise PoselabError(
-                f"{self.project.labeled_data_dir}: no labeled-data/<video> folders yet; "
-                "extract frames first"
-            )
-        self.initial = self._resolve_folder(folder) if folder else None
-        self._stores: dict[str, FolderStore] = {}
-        self._lock = threading.Lock()
-
-    def folder_paths(self) -> dict[str, Path]:
-        return {p.name: p for p in self.project.labeled_folders()}
-
-    def _resolve_folder(self, folder: str) -> str:
-        """`labeled-data/<stem>`, `<stem>` or a path -> the folder's name (validated)."""
-        names = self.folder_paths()
-        given = Path(str(folder).replace("\\", "/").rstrip("/"))
-        parent_ok = (given.parent in (Path("."), Path("labeled-data"))
-                     or given.parent.resolve() == self.project.labeled_data_dir.resolve())
-        if given.name not in names or not parent_ok:
-            raise PoselabError(f"--folder {folder}: not a folder of "
-                               f"{self.project.labeled_data_dir} (have: {', '.join(names)})")
-        return given.name
-
-    def store(self, name: str) -> FolderStore:
-        """The store of folder `name`; 404 for anything that is not a labeled-data folder."""
-        with self._lock:
-            if name not in self._stores:
-                path = self.folder_paths().get(name)
-                if path is None:
-                    raise HTTPException(404, f"no labeled-data folder named {name!r}")
-                p = self.project
-                self._stores[name] = FolderStore(path, p.scorer, p.bodyparts)
-            return self._stores[name]
-
-    def project_json(self) -> dict:
-        from poselab.viz.plots import bodypart_colors, named_color
-
-        p = self.project
-        bgr = bodypart_colors(str(p.get("colormap", "rainbow")), len(p.bodyparts))
-        folders = []
-        for name in self.folder_paths():
-            store = self.store(name)
-            folders.append({"name": name, **store.counts(), "error": store.error})
-        names = [f["name"] for f in folders]
-        return {
-            "task": p.task,
-            "scorer": p.scorer,
-            "root": str(p.root),
-            "bodyparts": p.bodyparts,
-            "colors": [_hex(c) for c in bgr],
-            "skeleton": [list(pair) for pair in p.skeleton],
-            "skeleton_color": _hex(named_color(str(p.get("skeleton_color", "black")))),
-            "pcutoff": p.pcutoff,
-            "folders": folders,
-            "initial_folder": self.initial or (names[0] if names else None),
-        }
-
-
-def _hex(bgr: tuple[int, int, int]) -> str:
-    b, g, r = bgr
-    return f"#{r:02x}{g:02x}{b:02x}"
-
-
-def _folder_json(store: FolderStore) -> dict:
-    with store.lock:
-        values = store.frame_values()
-        return {
-            "name": store.name,
-            "images": store.images,
-            "values": {f: {b: (list(v) if isinstance(v, tuple) else v) for b, v in e.items()}
-                       for f, e in values.items()},
-            "version": store.version,
-            "label_file": store.label_file(),
-            "notices": list(store.notices),
-            "error": store.error,
-            "counts": store.counts(),
-            "predictions": store.predictions(),
-            "disk_changed": store.disk_changed(),
-        }
+MAX_EXTRACT = 500  # frames one click may extract
 
 
 async def _json_body(request: Request) -> object:
@@ -150,8 +66,20 @@ async def _json_body(request: Request) -> object:
             raise HTTPException(413, f"request body over {MAX_BODY} bytes")
     try:
         return json.loads(body or b"null")
+    except RecursionError:  # e.g. 200,000 nested brackets
+        raise HTTPException(400, "malformed JSON: nested too deeply") from None
     except ValueError as exc:
         raise HTTPException(400, f"malformed JSON: {exc}") from None
+
+
+def _int_param(request: Request, name: str, default: int | None = None) -> int:
+    text = request.path_params.get(name, request.query_params.get(name))
+    if text is None and default is not None:
+        return default
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        raise HTTPException(400, f"{name} must be an integer, not {text!r}") from None
 
 
 def create_app(config: str | os.PathLike, folder: str | None = None,
@@ -165,7 +93,7 @@ def create_app(config: str | os.PathLike, folder: str | None = None,
             only.
 
     Raises:
-        PoselabError: bad config, no labeled-data folders, unknown folder.
+        PoselabError: bad config, no labeled-data folders nor videos, unknown folder.
     """
     labeler = Labeler(config, folder)
 
@@ -184,7 +112,7 @@ def create_app(config: str | os.PathLike, folder: str | None = None,
                 if store.disk_changed():
                     store.reload()
                 store.refresh_images()  # frames extracted while the server runs
-                return _folder_json(store)
+                return labeler.folder_json(store)
 
         return JSONResponse(await run_in_threadpool(load))
 
@@ -196,10 +124,15 @@ def create_app(config: str | os.PathLike, folder: str | None = None,
     async def edits(request: Request) -> Response:
         store = labeler.store(request.path_params["folder"])
         payload = await _json_body(request)
-        parsed = parse_edits(payload, set(store.images), store.bodyparts)
 
         def apply() -> dict:
-            return {"version": store.apply(parsed), "counts": store.counts(), "saved": True}
+            with store.lock:
+                parsed = parse_edits(payload, set(store.images), store.bodyparts,
+                                     store.image_size)
+                client, seq = parse_client(payload)
+                version = store.apply(parsed, client, seq)
+                return {"version": store.version, "counts": store.counts(), "saved": True,
+                        "stale": version is None}
 
         return JSONResponse(await run_in_threadpool(apply))
 
@@ -214,16 +147,67 @@ def create_app(config: str | os.PathLike, folder: str | None = None,
     async def reload(request: Request) -> Response:
         store = labeler.store(request.path_params["folder"])
         await run_in_threadpool(store.reload)
-        return JSONResponse(await run_in_threadpool(_folder_json, store))
+        return JSONResponse(await run_in_threadpool(labeler.folder_json, store))
+
+    async def extract(request: Request) -> Response:
+        store = labeler.store(request.path_params["folder"])
+        payload = await _json_body(request)
+        if not isinstance(payload, dict):
+            raise HTTPException(400, 'expected {"n": number of frames, "method": "kmeans"}')
+        n, method = payload.get("n", 20), payload.get("method", "kmeans")
+        if type(n) is not int or not 1 <= n <= MAX_EXTRACT:
+            raise HTTPException(400, f"n must be an integer in 1..{MAX_EXTRACT}")
+        video = labeler.video_of(store.name)
+        if video is None:
+            raise HTTPException(409, f"no video of config.yaml's video_sets is named "
+                                     f"{store.name}.*: add it with `poselab add-videos`")
+
+        def run() -> dict:
+            from poselab.io.frames import extract_frames
+
+            with video.lock, store.lock:
+                extract_frames(labeler.project.config_path, [video.video.key], n, str(method),
+                               progress=False)
+                store.refresh_images()
+                return labeler.folder_json(store)
+
+        return JSONResponse(await run_in_threadpool(run))
 
     async def image(request: Request) -> Response:
         store = labeler.store(request.path_params["folder"])
-        name = request.path_params["image"]
-        path = store.folder / name
-        # Only names the folder listing produced reach the disk.
-        if name not in store.images or not path.is_file():
-            raise HTTPException(404, f"no image {name!r} in {store.name}")
+        path = labeler.image_file(store, request.path_params["image"])
         return FileResponse(path, headers={"cache-control": "no-cache"})
+
+    async def video_info(request: Request) -> Response:
+        video = labeler.video(request.path_params["video"])
+        return JSONResponse(await run_in_threadpool(video.info))
+
+    async def video_frame(request: Request) -> Response:
+        video = labeler.video(request.path_params["video"])
+        data = await run_in_threadpool(video.jpeg, _int_param(request, "index"))
+        return Response(data, media_type="image/jpeg",
+                        headers={"cache-control": "private, max-age=3600"})
+
+    async def video_add(request: Request) -> Response:
+        video = labeler.video(request.path_params["video"])
+        index = _int_param(request, "index")
+
+        def add() -> dict:
+            name, created = video.add(index)
+            folder = video.folder.name
+            if folder in labeler.folder_paths():
+                labeler.store(folder).refresh_images()
+            return {"folder": folder, "image": name, "created": created}
+
+        return JSONResponse(await run_in_threadpool(add))
+
+    async def video_track(request: Request) -> Response:
+        video = labeler.video(request.path_params["video"])
+        start = _int_param(request, "start", 0)
+        stop = _int_param(request, "stop", start + 1)
+        if stop - start > 10_000:
+            raise HTTPException(400, "at most 10000 frames per track request")
+        return JSONResponse(await run_in_threadpool(video.track, start, stop))
 
     async def not_found(request: Request) -> Response:
         raise HTTPException(404, f"not found: {request.url.path}")
@@ -237,7 +221,12 @@ def create_app(config: str | os.PathLike, folder: str | None = None,
         Route("/api/folders/{folder}/edits", edits, methods=["POST"]),
         Route("/api/folders/{folder}/save", save, methods=["POST"]),
         Route("/api/folders/{folder}/reload", reload, methods=["POST"]),
+        Route("/api/folders/{folder}/extract", extract, methods=["POST"]),
         Route("/api/folders/{folder}/images/{image}", image),
+        Route("/api/videos/{video}", video_info),
+        Route("/api/videos/{video}/frames/{index}", video_frame),
+        Route("/api/videos/{video}/frames/{index}/add", video_add, methods=["POST"]),
+        Route("/api/videos/{video}/track", video_track),
         Route("/{path:path}", not_found, methods=["GET", "HEAD", "POST", "PUT", "DELETE"]),
     ]
     handlers = {
@@ -267,128 +256,3 @@ def _error(status: int) -> Callable:
 
     return handler
 
-
-# ---------------------------------------------------------------------------- running
-def _bind(host: str, port: int | None) -> socket.socket:
-    """A listening socket on host:port; port None = 8765 when free, else any free port."""
-    infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    if not infos:
-        raise PoselabError(f"--host {host}: cannot resolve")
-    family, _, _, _, addr = infos[0]
-    for candidate in ([port] if port is not None else [DEFAULT_PORT, 0]):
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        if os.name != "nt":
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((addr[0], candidate, *addr[2:]))
-        except OSError as exc:
-            sock.close()
-            if port is None and candidate == DEFAULT_PORT:
-                continue
-            raise PoselabError(f"cannot listen on {host}:{candidate} ({exc.strerror}); "
-                               "choose another --port") from None
-        sock.listen(128)
-        sock.set_inheritable(True)
-        return sock
-    raise AssertionError("unreachable")
-
-
-def _urls(host: str, port: int, token: str | None, bound: str) -> tuple[str, str]:
-    """(URL to open, SSH tunnel command for a remote machine); `bound` = the socket's address."""
-    query = f"?token={token}" if token else ""
-    shown = host if host not in ("0.0.0.0", "::", "") else socket.gethostname()
-    shown = f"[{shown}]" if ":" in shown else shown
-    # The tunnel's far end must be an address the socket accepts ('localhost' may be ::1).
-    target = bound if is_loopback(bound) else ("::1" if ":" in bound else "127.0.0.1")
-    target = f"[{target}]" if ":" in target else target
-    try:
-        user = getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user name in some containers
-        user = "user"
-    tunnel = f"ssh -N -L {port}:{target}:{port} {user}@{socket.gethostname()}"
-    return f"http://{shown}:{port}/{query}", tunnel
-
-
-def _can_open_browser() -> bool:
-    # On a headless or SSH session webbrowser.open would start a text browser in the terminal.
-    if os.environ.get("SSH_CONNECTION") or os.environ.get("SSH_TTY"):
-        return False
-    if sys.platform.startswith("linux"):
-        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    return True
-
-
-def serve(config: str | os.PathLike, folder: str | None = None, host: str = "127.0.0.1",
-          port: int | None = None, open_browser: bool = True,
-          echo: Callable[[str], None] = print) -> None:
-    """Serve the labeling page until Ctrl+C (`poselab label`).
-
-    Args:
-        config: the project's config.yaml (or its folder).
-        folder: the folder to open first (`labeled-data/<stem>`).
-        host: bind address; anything but loopback requires the printed token URL.
-        port: TCP port (default 8765, or a free one when it is taken).
-        open_browser: open the page in the local browser when there is a display.
-        echo: where the URL and instructions are printed.
-    """
-    import uvicorn
-
-    token = None if is_loopback(host) else new_token()
-    app = create_app(config, folder, token)
-    sock = _bind(host, port)
-    port = sock.getsockname()[1]
-    url, tunnel = _urls(host, port, token, sock.getsockname()[0])
-    project = app.state.labeler.project
-    echo(f"poselab labeler: {project.task} ({len(project.bodyparts)} bodyparts) at {url}")
-    if token:
-        echo(f"  on this machine: http://127.0.0.1:{port}/?token={token}")
-        echo("  anyone who can reach this address and has the token can edit the labels")
-    echo(f"  remote machine? run on your computer:  {tunnel}")
-    echo(f"  then open http://127.0.0.1:{port}/{'?token=' + token if token else ''}")
-    echo("  every edit is saved as you go; press Ctrl+C here to stop")
-    if open_browser and _can_open_browser():
-        threading.Timer(0.8, webbrowser.open, [url if not token else
-                                               f"http://127.0.0.1:{port}/?token={token}"]).start()
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
-                                           lifespan="off"))
-    server.run(sockets=[sock])
-
-
-class BackgroundServer:
-    """The labeler on a free port in a daemon thread (tests, benchmarks, notebooks).
-
-    Usage: `with BackgroundServer(config) as url: ...`.
-    """
-
-    def __init__(self, config: str | os.PathLike, folder: str | None = None,
-                 host: str = "127.0.0.1", token: str | None = None):
-        import uvicorn
-
-        self.app = create_app(config, folder, token)
-        self.sock = _bind(host, 0)
-        self.port = self.sock.getsockname()[1]
-        query = f"?token={token}" if token else ""
-        self.url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self.port}/{query}"
-        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning",
-                                                    access_log=False, lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, args=([self.sock],), daemon=True)
-
-    def start(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the labeler server did not start")
-            time.sleep(0.01)
-        return self.url
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=5)
-        self.sock.close()
-
-    def __enter__(self) -> str:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

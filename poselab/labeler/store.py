@@ -29,9 +29,11 @@ import math
 import os
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 
@@ -135,10 +137,13 @@ def recover(folder: Path) -> list[str]:
     return done
 
 
-def parse_edits(payload: object, images: set[str], bodyparts: list[str]) -> list[tuple]:
+def parse_edits(payload: object, images: set[str], bodyparts: list[str],
+                size_of: Callable[[str], tuple[int, int] | None] | None = None) -> list[tuple]:
     """Validate an edits request body: {"edits": [{"frame", "bodypart", "value"}, ...]}.
 
-    value is [x, y] (labeled), null (missing) or "nv" (not visible).
+    value is [x, y] (labeled), null (missing) or "nv" (not visible). With `size_of` (image ->
+    (width, height)), a point must lie on the image: pixel centres are at integers, so
+    -0.5 <= x <= width - 0.5 and -0.5 <= y <= height - 0.5.
 
     Returns:
         [(frame, bodypart, Value), ...] in request order.
@@ -169,8 +174,37 @@ def parse_edits(payload: object, images: set[str], bodyparts: list[str]) -> list
                       for v in value))
         if not ok:
             raise BadEdit(f'edit {i}: value must be [x, y] (finite numbers), null or "nv"')
-        out.append((frame, bodypart, (float(value[0]), float(value[1]))))
+        x, y = float(value[0]), float(value[1])
+        size = size_of(frame) if size_of is not None else None
+        if size is not None and not (-0.5 <= x <= size[0] - 0.5 and -0.5 <= y <= size[1] - 0.5):
+            raise BadEdit(f"edit {i}: ({x:g}, {y:g}) is outside the {size[0]}x{size[1]} image "
+                          f"{frame} (x in [-0.5, {size[0] - 0.5:g}], y in [-0.5, "
+                          f"{size[1] - 0.5:g}])")
+        out.append((frame, bodypart, (x, y)))
     return out
+
+
+def parse_client(payload: dict) -> tuple[str | None, int | None]:
+    """The optional ("client", "seq") of an edits request: which page sent it, in what order."""
+    client, seq = payload.get("client"), payload.get("seq")
+    if client is None and seq is None:
+        return None, None
+    if not (isinstance(client, str) and 0 < len(client) <= 64 and type(seq) is int and seq >= 0):
+        raise BadEdit('"client" must be a short string and "seq" a non-negative integer')
+    return client, seq
+
+
+def image_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) of an image file, from the PNG header when it is one; None if unreadable."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(24)
+        if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+            return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        return None if img is None else (img.shape[1], img.shape[0])
+    except OSError:
+        return None
 
 
 class FolderStore:
@@ -190,6 +224,10 @@ class FolderStore:
         self.sidecar = folder / NOTVISIBLE_NAME
         self.lock = threading.RLock()
         self.version = 0
+        self._sizes: dict[str, tuple[tuple[int, int], tuple[int, int] | None]] = {}
+        # Highest request number applied per page: a page's flush on close re-sends what was
+        # in flight, and the older request must not win if it arrives last.
+        self._seqs: dict[str, int] = {}
         self._load()
 
     # ------------------------------------------------------------------ loading
@@ -207,6 +245,19 @@ class FolderStore:
             self.df, self._rows = None, {}
             self.error = f"{exc} — this folder is read-only until the file is fixed"
         self.notvisible = self._read_sidecar()
+
+    def image_size(self, name: str) -> tuple[int, int] | None:
+        """(width, height) of one of the folder's images (cached while the file is unchanged)."""
+        path = self.folder / name
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        stamp = (st.st_mtime_ns, st.st_size)
+        known = self._sizes.get(name)
+        if known is None or known[0] != stamp:
+            known = self._sizes[name] = (stamp, image_size(path))
+        return known[1]
 
     def refresh_images(self) -> None:
         """Pick up images added to (or removed from) the folder since it was opened."""
@@ -329,14 +380,31 @@ class FolderStore:
                 self.disk[p] = Signature(st.st_mtime_ns, st.st_size, known.sha256)
             return False
 
+    def machinelabel_files(self) -> list[Path]:
+        """machinelabels-iter<N>.h5 files of the folder, oldest iteration first."""
+        return sorted(self.folder.glob("machinelabels-iter*.h5"),
+                      key=lambda p: [int(t) if t.isdigit() else t
+                                     for t in re.split(r"(\d+)", p.name)])
+
+    def machinelabel_frames(self) -> list[tuple[str, str]]:
+        """(image, file) of every frame that a machinelabels file predicts (newest file
+        first): frames to correct, when no suggestions file says otherwise."""
+        seen: dict[str, str] = {}
+        for path in reversed(self.machinelabel_files()):
+            try:
+                df = read_machine_labels(path)
+            except LabelFileError:
+                continue
+            for _, _, name in df.index:
+                seen.setdefault(str(name), path.name)
+        return sorted(seen.items())
+
     def predictions(self) -> dict | None:
         """The newest machinelabels-iter<N>.h5 of the folder as {file, points}, or None.
 
         points maps image -> {bodypart: [x, y, likelihood]}. Never written, only shown.
         """
-        files = sorted(self.folder.glob("machinelabels-iter*.h5"),
-                       key=lambda p: [int(t) if t.isdigit() else t
-                                      for t in re.split(r"(\d+)", p.name)])
+        files = self.machinelabel_files()
         if not files:
             return None
         path = files[-1]
@@ -375,17 +443,27 @@ class FolderStore:
         df = empty_labels(self.scorer, self.bodyparts, self.name, self.images)
         return df, {name: i for i, name in enumerate(self.images)}
 
-    def apply(self, edits: list[tuple]) -> int:
+    def apply(self, edits: list[tuple], client: str | None = None, seq: int | None = None
+              ) -> int | None:
         """Apply parsed edits and save both files; all or nothing.
 
+        Args:
+            edits: from parse_edits.
+            client, seq: the sending page and its request number; a request numbered at or
+                below one already applied from that page is stale (its edits were re-sent in
+                a later request) and is skipped.
+
         Returns:
-            The new version number (one per successful call).
+            The new version number (one per successful call); None for a stale request.
 
         Raises:
             ConflictError: the files changed on disk; nothing was applied.
             ReadOnlyError: the folder's label file is unusable.
         """
         with self.lock:
+            if client is not None and seq is not None:
+                if seq <= self._seqs.get(client, -1):
+                    return None
             self._check_writable()
             base, rows = self._base()
             values = base.to_numpy(dtype="float64", copy=True)
@@ -405,6 +483,8 @@ class FolderStore:
             if new_rows and base.index.is_monotonic_increasing:
                 df = df.sort_index()  # a sorted file stays sorted; others keep their order
             self._commit(df, notvisible)
+            if client is not None and seq is not None:
+                self._seqs[client] = seq
             return self.version
 
     def _apply_one(self, values: np.ndarray, pos: int, notvisible: dict[str, set[str]],
