@@ -101,10 +101,11 @@ def test_help_is_fast_and_lists_commands():
 
 
 WORKFLOW = ["demo", "new", "add-videos", "info", "extract-frames", "label", "check-labels",
-            "train", "evaluate", "analyze", "filter", "labeled-video", "plot-trajectories",
-            "extract-outliers", "export", "mnist", "synthetic-video"]
+            "train", "evaluate", "analyze", "filter", "smooth", "report", "labeled-video",
+            "plot-trajectories", "extract-outliers", "export", "mnist", "synthetic-video"]
 LONG_COMMANDS = ["train", "analyze", "extract-frames", "label", "filter", "labeled-video",
-                 "extract-outliers", "export", "new", "mnist train", "mnist transfer"]
+                 "extract-outliers", "export", "new", "mnist train", "mnist transfer", "smooth",
+                 "report"]
 
 
 def _all_commands(group=None, prefix=()):

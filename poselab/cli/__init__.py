@@ -11,6 +11,7 @@ Layout, one module per area (each module imports only typer at the top):
   labeling_commands.py  extract-frames, label, extract-outliers
   training_commands.py  train, evaluate, export
   analysis_commands.py  analyze, filter, labeled-video, plot-trajectories
+  trust_commands.py     smooth, report
   mnist_commands.py     the `poselab mnist ...` sub-app (train, transfer)
 
 Adding a command: write the API function in its module, then a `<name>_cmd` function in the
@@ -34,7 +35,13 @@ from collections.abc import Callable
 import typer
 from typer.core import TyperGroup
 
-from poselab.cli import analysis_commands, labeling_commands, project_commands, training_commands
+from poselab.cli import (
+    analysis_commands,
+    labeling_commands,
+    project_commands,
+    training_commands,
+    trust_commands,
+)
 from poselab.cli.mnist_commands import mnist_app
 from poselab.errors import PoselabError
 
@@ -98,6 +105,8 @@ _COMMANDS: list[tuple[str, Callable[..., None] | typer.Typer]] = [
     ("evaluate", training_commands.evaluate_cmd),
     ("analyze", analysis_commands.analyze_cmd),
     ("filter", analysis_commands.filter_cmd),
+    ("smooth", trust_commands.smooth_cmd),
+    ("report", trust_commands.report_cmd),
     ("labeled-video", analysis_commands.labeled_video_cmd),
     ("plot-trajectories", analysis_commands.plot_trajectories_cmd),
     ("extract-outliers", labeling_commands.extract_outliers_cmd),

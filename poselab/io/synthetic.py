@@ -11,6 +11,12 @@ at (x, y) is centred on (x, y) to well under 0.1 px. Geometry constants are in u
 animal scale `s` (pixels). For a heading t (radians, image coordinates, y down) the animal looks
 along f = (cos t, sin t) and its own left side, seen from above, is l = (sin t, -cos t).
 
+Harder videos: `Disturbances(noise=..., occluders=..., distractors=...)` passed to
+`make_scene` / `make_synthetic_video` adds seeded per-frame pixel noise, opaque blobs that
+drift across the arena and hide parts of the animal, and snout-coloured spots on the floor,
+so a model errs in some frames; the ground truth stays the true (possibly hidden) keypoints
+and the animal's track is the same as without them.
+
 Adding a bodypart: append its name to SYNTHETIC_BODYPARTS (and pairs to SYNTHETIC_SKELETON),
 compute its position in `_keypoints` (from the body frame f, l or the head frame fh, lh), draw a
 feature centred exactly on it in `render_frame`, keep it within `_MARGIN` of the body centre,
@@ -52,6 +58,33 @@ _TEX_PX = 16.0  # fur texture pixels per unit of s
 
 
 @dataclass(frozen=True)
+class Disturbances:
+    """Seeded difficulties for a synthetic video (all off by default).
+
+    Attributes:
+        noise: standard deviation of Gaussian pixel noise added to every frame (grey levels).
+        occluders: number of opaque blobs (radius 1.8 s) drifting across the arena on slow
+            Lissajous paths, drawn over the animal.
+        distractors: number of static snout-coloured spots on the floor.
+    """
+
+    noise: float = 0.0
+    occluders: int = 0
+    distractors: int = 0
+
+
+@dataclass(frozen=True)
+class _Clutter:
+    """The rendered form of Disturbances: where blobs and spots are, per frame."""
+
+    noise: float
+    occluders: np.ndarray  # blob centres per frame, float64 (N, n, 2)
+    radius: float  # blob radius, pixels
+    distractors: np.ndarray  # spot centres, float64 (m, 2)
+    seed: int  # per-frame noise is drawn from default_rng([seed, 3, i])
+
+
+@dataclass(frozen=True)
 class SyntheticScene:
     """Everything needed to render any frame: a static background and the animal's track."""
 
@@ -63,6 +96,7 @@ class SyntheticScene:
     heading: np.ndarray  # body direction per frame, radians (N,)
     head: np.ndarray  # head direction per frame, radians (N,)
     tail_phase: np.ndarray  # phase of the tail's travelling wave, radians (N,)
+    clutter: _Clutter | None = None  # Disturbances, when asked for
 
     @property
     def keypoints(self) -> np.ndarray:
@@ -183,14 +217,34 @@ def _fur_texture(rng: np.random.Generator) -> np.ndarray:
     return (flanks + stripes + 0.25 * grain - 0.15 * np.exp(-(v**2) / 0.05)).astype(np.float32)
 
 
-def make_scene(n_frames: int, size: tuple[int, int] = (320, 240), seed: int = 0) -> SyntheticScene:
+def _clutter(n_frames: int, size: tuple[int, int], s: float, seed: int,
+             disturb: Disturbances) -> _Clutter:
+    """Blob paths and spot positions from their own generator: the track does not change."""
+    rng = np.random.default_rng([seed, 4])
+    w, h = size
+    t = np.arange(n_frames)[:, None]  # (N, 1)
+    n = int(disturb.occluders)
+    period = rng.uniform(150, 400, size=(2, n))  # frames per sweep, x and y
+    phase = rng.uniform(0, 2 * np.pi, size=(2, n))
+    blobs = np.stack([(w - 1) / 2 * (1 + 0.9 * np.sin(2 * np.pi * t / period[0] + phase[0])),
+                      (h - 1) / 2 * (1 + 0.9 * np.sin(2 * np.pi * t / period[1] + phase[1]))],
+                     axis=-1)  # (N, n, 2)
+    spots = rng.uniform([0.05 * w, 0.05 * h], [0.95 * w, 0.95 * h],
+                        size=(int(disturb.distractors), 2))
+    return _Clutter(float(disturb.noise), blobs, 1.8 * s, spots, seed)
+
+
+def make_scene(n_frames: int, size: tuple[int, int] = (320, 240), seed: int = 0,
+               disturb: Disturbances | None = None) -> SyntheticScene:
     """Build the deterministic scene (background, fur, track) for a seed; see SyntheticScene."""
     size = _check_size(size)
     rng = np.random.default_rng(seed)
     s, centre, heading, head, tail = _track(n_frames, size, rng)
     bg_rng, fur_rng = (np.random.default_rng([seed, k]) for k in (1, 2))
+    clutter = _clutter(n_frames, size, s, seed, disturb) if disturb is not None else None
     return SyntheticScene(
-        size, s, _background(size, bg_rng), _fur_texture(fur_rng), centre, heading, head, tail
+        size, s, _background(size, bg_rng), _fur_texture(fur_rng), centre, heading, head, tail,
+        clutter,
     )
 
 
@@ -201,6 +255,9 @@ def render_frame(scene: SyntheticScene, i: int) -> np.ndarray:
     snout, lear, rear, tailbase = scene.keypoints_at(i)
     neck = c + _NECK * s * f
     img = scene.background.copy()
+    clutter = scene.clutter
+    for p in clutter.distractors if clutter is not None else ():  # under the animal
+        _disc(img, p, _NOSE_R * s * 1.2, _PINK)
     d = np.linspace(0.0, _TAIL_LEN, 13)[:, None]  # tail: travelling wave, tapering
     sway = 0.4 * (d / _TAIL_LEN) * np.sin(scene.tail_phase[i] - 2.2 * d)
     tail = _fx(tailbase - s * (d * f - sway * left))
@@ -234,6 +291,13 @@ def render_frame(scene: SyntheticScene, i: int) -> np.ndarray:
     for side in (1.0, -1.0):
         _disc(img, neck + s * (0.95 * fh + side * 0.3 * lh), 0.1 * s, _EYE)
     _disc(img, snout, _NOSE_R * s, _PINK)
+    if clutter is not None:
+        for p in clutter.occluders[i]:  # over the animal: hides whatever is below
+            _disc(img, p, clutter.radius, (96, 104, 112))
+        if clutter.noise > 0:
+            noise = np.random.default_rng([clutter.seed, 3, i]).normal(
+                scale=clutter.noise, size=img.shape)
+            img = np.clip(img + noise, 0, 255).astype(np.uint8)
     return img
 
 
@@ -249,6 +313,7 @@ def make_synthetic_video(
     size: tuple[int, int] = (320, 240),
     seed: int = 0,
     fps: float = 30.0,
+    disturb: Disturbances | None = None,
 ) -> pd.DataFrame:
     """Render a deterministic synthetic video and return its ground-truth keypoints.
 
@@ -261,6 +326,7 @@ def make_synthetic_video(
         size: (width, height) in pixels, at least 32 each.
         seed: random seed for trajectory, background and fur.
         fps: frame rate stored in the file.
+        disturb: noise, occluders and distractors (see Disturbances); None: a clean video.
 
     Returns:
         DataFrame in DeepLabCut's prediction layout: index 0..N-1, columns
@@ -280,7 +346,7 @@ def make_synthetic_video(
         raise PoselabError(f"{path}: size must be even (codecs crop odd sizes), got {size}")
     if n_frames < 1:
         raise PoselabError(f"{path}: n_frames must be at least 1, got {n_frames}")
-    scene = make_scene(n_frames, size, seed)
+    scene = make_scene(n_frames, size, seed, disturb)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*codec), float(fps), scene.size)
