@@ -43,6 +43,7 @@ _API = {
     "smooth_predictions": "poselab.analysis.smoothing",
     "combine_predictions": "poselab.analysis.ensemble",
     "combine_prediction_files": "poselab.analysis.ensemble",
+    "write_report": "poselab.analysis.report",
     "read_variance": "poselab.io.predictions",
     "write_variance": "poselab.io.predictions",
     "read_predictions": "poselab.io.predictions",

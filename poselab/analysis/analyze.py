@@ -237,6 +237,7 @@ def analyze_videos(
     device: str = "auto",
     csv: bool = False,
     overwrite: bool = False,
+    report: bool = False,
 ) -> list[Path]:
     """Analyze many videos with one run, in this process or spread over an executor.
 
@@ -250,6 +251,8 @@ def analyze_videos(
             loading the model once (set OMP_NUM_THREADS to cores / workers).
         batch_size, device: as `Predictor.from_dir` (device as seen by each worker).
         csv, overwrite: as `analyze_video`.
+        report: also write each video's quality report `<stem>_report.html`
+            (poselab.analysis.report, with the run's pcutoff and skeleton).
 
     Returns:
         The .h5 paths, in the order of `videos`.
@@ -289,6 +292,15 @@ def analyze_videos(
             try:
                 written[i] = Path(future.result())
             except Exception as exc:  # noqa: BLE001
+                failed(video, exc)
+    if report:
+        from poselab.analysis.report import write_report
+
+        for video, h5 in zip(paths, written, strict=True):
+            try:
+                if h5 is not None:
+                    write_report(h5, video=video)
+            except Exception as exc:  # noqa: BLE001 - reported; the other videos go on
                 failed(video, exc)
     done = [p for p in written if p is not None]
     if failures:

@@ -19,6 +19,8 @@ def analyze_cmd(
     csv: bool = typer.Option(False, "--csv", help="Also write the .csv twin of each .h5."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Re-analyze videos that "
                                    "already have predictions (default: skip them)."),
+    report: bool = typer.Option(False, "--report", help="Also write each video's quality "
+                                "report, <stem>_report.html (see poselab report)."),
 ) -> None:
     """Predict keypoints on every frame of one or more videos.
 
@@ -30,13 +32,14 @@ def analyze_cmd(
     Examples:
       poselab analyze models/resnet50-20261126-101500 videos/
       poselab analyze models/resnet50-20261126-101500 mouse1.mp4 mouse2.mp4 --csv
+      poselab analyze models/resnet50-20261126-101500 videos/ --report
       poselab analyze models/resnet50-20261126-101500 videos/ --dest results \\
           --device cuda --batch-size 32
     """
     from poselab.analysis.analyze import analyze_videos
 
     for path in analyze_videos(run, videos, dest=dest, batch_size=batch_size, device=device,
-                               csv=csv, overwrite=overwrite):
+                               csv=csv, overwrite=overwrite, report=report):
         typer.echo(str(path))
 
 
