@@ -246,7 +246,14 @@ def export_model(
     model, info, epoch = load_run(run, which, "cpu")
     net = _Network(model.fuse_for_inference()).eval()
     out = Path(dest if dest is not None else run) / "export"
-    out.mkdir(parents=True, exist_ok=True)
+    for folder in (out.parent, out):
+        if folder.exists() and not folder.is_dir():
+            raise PoselabError(f"{folder}: exists and is not a folder")
+    created = _missing_folders(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PoselabError(f"{out}: cannot create the folder ({exc.strerror})") from None
     spec = FORMATS[fmt]
     path = out / spec.filename
     example = torch.zeros(1, 3, *CHECK_SIZES[0])
@@ -255,7 +262,22 @@ def export_model(
         spec.export(net, tmp, example)
         _check(spec.load(tmp), net, path)
 
-    atomic_write(path, write)
+    try:
+        atomic_write(path, write)
+    except BaseException:
+        for folder in created:  # only what this call made, and only if still empty
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
     recipe = preprocessing_spec(info, run, epoch, fmt)
     json_path = atomic_write_text(out / "preprocessing.json", json.dumps(recipe, indent=2) + "\n")
     return [path, json_path]
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """`folder` and its missing parents, deepest first (what mkdir(parents=True) creates)."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing

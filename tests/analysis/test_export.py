@@ -151,7 +151,7 @@ def test_cli_export_and_errors(run: Path, tmp_path: Path):
         assert result.exit_code == 2
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0]
-    with pytest.raises(PoselabError, match="unknown checkpoint"):
+    with pytest.raises(PoselabError, match="'first'"):  # the bad value is named
         export_model(run, which="first")
     with pytest.raises(PoselabError, match="not an exported model"):
         load_exported(tmp_path / "export" / "preprocessing.json")
@@ -166,3 +166,156 @@ def test_missing_onnx_packages_named(run: Path, tmp_path: Path, monkeypatch):
     with pytest.raises(PoselabError, match="pip install onnxruntime"):
         export_model(run, "onnx", dest=tmp_path)
     assert not (tmp_path / "export").exists()  # nothing written before the check
+
+
+# ----------------------------------------------------------------------------- every model
+def _untrained_run(root: Path, cfg: TrainConfig, name: str) -> Path:
+    """A run dir as training writes it (run.yaml + last.pt) for `cfg`'s architecture, with
+    random weights and random batch-norm statistics (so fusing them is exercised too)."""
+    import yaml
+
+    from poselab.pose.engine import save_checkpoint
+    from poselab.pose.heatmaps import Codec as _Codec
+    from poselab.pose.models.posenet import PoseNet
+
+    torch.manual_seed(0)
+    model = PoseNet(cfg.backbone, 2, weights="none", output_stride=cfg.output_stride,
+                    backbone_stride=cfg.backbone_stride, head_width=cfg.head_width,
+                    head_direct=cfg.head_direct)
+    _randomize_batch_norms(model)
+    codec = _Codec(stride=cfg.output_stride, sigma=cfg.sigma, locref_std=cfg.locref_std)
+    run = root / name
+    run.mkdir()
+    info = {"train": cfg.to_dict(), "model": model.config(), "codec": vars(codec),
+            "bodyparts": ["a", "b"], "scorer": "me", "mean": list(model.mean),
+            "std": list(model.std), "pcutoff": 0.6, "skeleton": []}
+    (run / "run.yaml").write_text(yaml.safe_dump(info, sort_keys=False))
+    save_checkpoint(run / "last.pt", model=model.state_dict(), epoch=0)
+    return run
+
+
+def _randomize_batch_norms(model: torch.nn.Module) -> None:
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+
+
+def _presets() -> list[str]:
+    from poselab.pose.train_config import preset_names
+
+    return preset_names()
+
+
+def _architectures() -> list:
+    from poselab.pose.models.backbones import BACKBONES
+    from poselab.pose.train_config import load_preset
+
+    # The deeper ResNets share resnet18's code path (torchvision) and take seconds each to
+    # trace and check on this CPU: slow, but still run.
+    def marks(backbone: str):
+        return () if backbone in ("resnet18", "efficientnet_lite0") else (pytest.mark.slow,)
+
+    cases = [pytest.param({"backbone": b, "backbone_stride": s, "head_width": 16},
+                          id=f"{b}-stride{s}", marks=marks(b))
+             for b in BACKBONES for s in (32, 16)]
+    cases += [pytest.param({"preset": p}, id=f"preset-{p}",
+                           marks=marks(load_preset(p).get("backbone", "resnet50")))
+              for p in _presets()]
+    return cases
+
+
+@pytest.mark.parametrize("arch", _architectures())
+def test_torchscript_export_of_every_backbone_and_preset(arch: dict, tmp_path: Path):
+    """Tracing keeps every shape-dependent op dynamic (EfficientNet-Lite0's "same" padding
+    froze at the example size before): the export reproduces PyTorch at the check's two
+    input sizes (64x96, traced; 96x128) and a third one. The network only, no run dir: the
+    run-dir path is tested above, and a checkpoint round trip would triple the time."""
+    from poselab.analysis.export import FORMATS as WRITERS
+    from poselab.analysis.export import _check, _Network
+    from poselab.pose.models.posenet import PoseNet
+    from poselab.pose.train_config import resolve_config
+
+    preset = arch.pop("preset", None)
+    cfg = resolve_config(preset, {**arch, "weights": "none"})
+    torch.manual_seed(0)
+    model = PoseNet(cfg.backbone, 2, weights="none", output_stride=cfg.output_stride,
+                    backbone_stride=cfg.backbone_stride, head_width=cfg.head_width,
+                    head_direct=cfg.head_direct).eval()
+    _randomize_batch_norms(model)
+    net = _Network(model.fuse_for_inference()).eval()
+    path = tmp_path / "model.pt"
+    WRITERS["torchscript"].export(net, path, torch.zeros(1, 3, 64, 96))
+    exported = WRITERS["torchscript"].load(path)
+    _check(exported, net, path)  # raises on a mismatch at 64x96 or 96x128
+    x = torch.randn(1, 3, 32, 64, generator=torch.Generator().manual_seed(0))
+    heatmaps, offsets = exported(x.numpy())
+    with torch.no_grad():
+        ref_h, ref_o = net(x)
+    assert heatmaps.shape == tuple(ref_h.shape) == (1, 2, 32 // cfg.output_stride,
+                                                    64 // cfg.output_stride)
+    np.testing.assert_allclose(heatmaps, ref_h.numpy(), atol=1e-4)
+    np.testing.assert_allclose(offsets, ref_o.numpy(), atol=1e-4)
+
+
+def test_efficientnet_lite0_run_exports_to_torchscript(tmp_path: Path):
+    """The issue's case: `export` (TorchScript, the default) of a Lite0 run is kept."""
+    cfg = TrainConfig(backbone="efficientnet_lite0", weights="none", head_width=16)
+    run = _untrained_run(tmp_path, cfg, "lite")
+    model_path, json_path = export_model(run, which="last")
+    assert model_path.name == "model.pt" and model_path.is_file() and json_path.is_file()
+    x = torch.randn(2, 3, 96, 160, generator=torch.Generator().manual_seed(2))
+    heatmaps, _ = load_exported(model_path)(x.numpy())
+    with torch.no_grad():
+        ref, _ = load_run(run, "last")[0].fuse_for_inference()(x)
+    np.testing.assert_allclose(heatmaps, ref.numpy(), atol=1e-4)
+
+
+@pytest.mark.slow  # the dynamo ONNX exporter takes 10-20 s here
+@pytest.mark.skipif(not HAS_ORT, reason="needs onnx, onnxscript and onnxruntime")
+def test_onnx_export_of_efficientnet_lite0(tmp_path: Path):
+    """Stride 16 (dilated): the padding of every stride-2 block is checked by ONNX Runtime."""
+    cfg = TrainConfig(backbone="efficientnet_lite0", weights="none", backbone_stride=16,
+                      head_width=16)
+    run = _untrained_run(tmp_path, cfg, "lite")
+    model_path, _ = export_model(run, "onnx", which="last")
+    x = torch.randn(1, 3, 64, 160, generator=torch.Generator().manual_seed(1))
+    heatmaps, _ = load_exported(model_path)(x.numpy())
+    with torch.no_grad():
+        ref, _ = load_run(run, "last")[0].fuse_for_inference()(x)
+    np.testing.assert_allclose(heatmaps, ref.numpy(), atol=1e-4)
+
+
+def test_failed_export_leaves_no_folder(tmp_path: Path, monkeypatch):
+    """An export that fails its check removes the export/ folder it created (and only it)."""
+    import poselab.analysis.export as export
+
+    cfg = TrainConfig(backbone="resnet18", weights="none", head_width=16)
+    run = _untrained_run(tmp_path, cfg, "r")
+
+    def wrong(path: Path):
+        real = export._run_torchscript(path)
+        return lambda x: tuple(a + 1 for a in real(x))  # a broken export, caught by the check
+
+    monkeypatch.setitem(export.FORMATS, "torchscript",
+                        export.Format("model.pt", export._export_torchscript, wrong))
+    dest = tmp_path / "deploy" / "v1"
+    with pytest.raises(PoselabError, match="export disagrees with PyTorch"):
+        export_model(run, "torchscript", dest=dest, which="last")
+    assert not (tmp_path / "deploy").exists()
+    existing = tmp_path / "mine"
+    (existing / "export").mkdir(parents=True)
+    with pytest.raises(PoselabError):
+        export_model(run, "torchscript", dest=existing, which="last")
+    assert (existing / "export").is_dir()  # not ours to remove
+
+
+def test_dest_that_is_a_file_is_one_line_error(tmp_path: Path):
+    cfg = TrainConfig(backbone="resnet18", weights="none", head_width=16)
+    run = _untrained_run(tmp_path, cfg, "r")
+    afile = tmp_path / "file.txt"
+    afile.write_text("keep")
+    with pytest.raises(PoselabError, match="is not a folder"):
+        export_model(run, dest=afile, which="last")
+    assert afile.read_text() == "keep"

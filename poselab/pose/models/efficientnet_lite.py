@@ -16,8 +16,6 @@ with s = output_stride (32, or 16 with a dilated last stride-2 stage).
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -46,11 +44,18 @@ def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tupl
     stride 2 that shifts the sampling grid by half a pixel, and the ImageNet weights were
     trained with this grid.
 
+    Written with integer arithmetic only (no ceil, no comparison on `size`), so under
+    torch.jit.trace, where `size` is a traced shape value, the padding stays a function of
+    the input size instead of freezing at the example's size: (ceil(size / s) - 1) * s - size
+    equals (-size) % s - s. Only a kernel window shorter than the stride can make the total
+    negative, and that case needs a comparison (eager only; no backbone here has one).
+
     Returns:
         (before, after) padding in pixels.
     """
-    out = math.ceil(size / stride)
-    total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    total = (kernel - 1) * dilation + 1 - stride + (-size) % stride
+    if (kernel - 1) * dilation + 1 < stride:
+        total = max(total, 0)
     return total // 2, total - total // 2
 
 
@@ -92,8 +97,9 @@ class Conv2dSame(nn.Conv2d):
             k, s, d = self.kernel_size[0], self.stride[0], self.dilation[0]
             top, bottom = same_padding(x.shape[-2], k, s, d)
             left, right = same_padding(x.shape[-1], k, s, d)
-            if top or bottom or left or right:
-                x = F.pad(x, (left, right, top, bottom))
+            # Always padded: an `if` on the amounts would freeze into a traced graph (and
+            # every odd kernel of stride 2 pads at least one pixel anyway).
+            x = F.pad(x, (left, right, top, bottom))
         return super().forward(x)
 
 
