@@ -10,21 +10,30 @@ predicts), so gaps are bridged by the smoother's interpolation; frames before a 
 first and after its last observation stay NaN (nothing is invented outside what was seen),
 and a keypoint with no observation stays NaN.
 
-Observation noise R_t (px^2, per frame, keypoint and axis):
-- from the likelihood p (single model): the variance of a mixture in which, with
-  probability p, the prediction lies within r px of the truth (the definition of poselab's
-  likelihood, r = `radius_px`, per-axis std r/2) and otherwise is an outlier (per-axis std
-  `outlier_px`): R = p (r/2)^2 + (1 - p) outlier_px^2. NaN likelihood counts as 0;
-- from an ensemble (a `<stem>_variance.h5` sidecar, see poselab.analysis.ensemble): the
-  members' variance around the ensemble mean plus the same likelihood term for the members'
-  mean likelihood, so agreeing members that are all unsure still count as unsure.
-  `observation="variance"` uses the variance plus (r/2)^2 alone, "likelihood" ignores it.
+Observation noise R_t (px^2, per frame, keypoint and axis) comes from a mixture model of
+each predicted point: with probability p it is a good point, within r px of the truth (the
+definition of poselab's likelihood, r = `radius_px`), with per-axis variance (r/2)^2, plus
+the members' variance around the ensemble mean for an ensemble (a `<stem>_variance.h5`
+sidecar, see poselab.analysis.ensemble: disagreeing members make a point less sure); and
+otherwise an outlier, spread `outlier_px` per axis around the truth. The prior p is the
+likelihood (NaN counts as 0; clipped to [0.001, 0.999]); `observation="variance"` ignores
+the likelihood (p = 0.999) and "likelihood" ignores the variance sidecar.
+- First round: R is the mixture's variance, p (r/2)^2 + (1 - p) outlier_px^2.
+- Then `iterations` rounds (default 2) of outlier re-weighting, an EM for the mixture: each
+  point's posterior probability w of being good is computed from its distance to the
+  smoothed track (x and y together, Bayes' rule with prior p and the track's posterior
+  variance added to both spreads), and R = inlier variance / w. A confident jump to a wrong
+  spot is far from the track and gets w ~ 0, so it is ignored even when its likelihood is
+  high; good points get w ~ 1 and R = (r/2)^2, so they are not over-smoothed. A single
+  Gaussian R per likelihood cannot do both: uncalibrated likelihoods make it either ignore
+  good points or follow bad ones.
 
-Process noise q (px^2/frame^3) is chosen per keypoint by maximum likelihood: the filter's
-innovation log-likelihood (x and y together, the first two observations of each series
-excluded as they only initialise the state) is evaluated on a grid of q from 1e-4 to 1e3 in
-quarter decades, all grid values and series at once, and the best is kept. A keypoint with
-fewer than 10 observations takes the median q of the others.
+Process noise q (px^2/frame^3) is chosen per keypoint by maximum likelihood, in every
+round: the filter's innovation log-likelihood (x and y together, the first two observations
+of each series excluded as they only initialise the state) is evaluated on a grid of q from
+1e-4 to 1e3 in quarter decades, all grid values and series at once, and the best is kept. A
+keypoint with fewer than 10 observations takes the median q of the others. Videos longer
+than FIT_FRAMES (20,000) are fitted on 4 evenly spread blocks of 5,000 frames.
 
 Why the equations are written here instead of taken from a library: pykalman and filterpy
 (both installable, maintained) loop over frames in Python with general matrix algebra, one
@@ -67,7 +76,10 @@ from poselab.io.predictions import (
 
 Q_GRID = 10.0 ** np.arange(-4.0, 3.0001, 0.25)  # candidate process noises, px^2/frame^3
 _PRIOR = 1e6  # prior variance of position and velocity before a series' first observation
+FIT_FRAMES = 20_000  # process noise is fitted on at most this many frames of a video
 _MIN_OBS = 10  # fewer observations than this: q is not fitted, the others' median is used
+_EDGE = 1e-3  # prior inlier probabilities stay in [_EDGE, 1 - _EDGE]: no point is certain
+_MIN_WEIGHT = 1e-4  # an outlier's variance is at most 1e4 x an inlier's: ignored, not NaN
 OBSERVATION = ("auto", "likelihood", "variance", "both")
 
 
@@ -91,8 +103,8 @@ def _prepare(y: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, ...]:
 def _forward(y: np.ndarray, r: np.ndarray, q: np.ndarray, store: bool):
     """Kalman filter over y (T, S) with noise r (T, S) and process noise q (..., S).
 
-    Returns (log-likelihood (..., S), filtered arrays (m0, m1, p00, p01, p11) each
-    (T, ..., S) when `store`, else None).
+    Returns (log-likelihood (..., S), only complete without `store`; filtered arrays (m0, m1,
+    p00, p01, p11) each (T, ..., S) when `store`, else None).
     """
     obs, yf, rf, start = _prepare(y, r)
     shape = np.broadcast_shapes(q.shape, y.shape[1:])
@@ -128,7 +140,9 @@ def _forward(y: np.ndarray, r: np.ndarray, q: np.ndarray, store: bool):
             m0, m1 = m0 + p00 / s * e, m1 + k1 * e
             p11 = p11 - k1 * p01
             p00, p01 = p00 * rt / s, p01 * rt / s
-            if t >= counted_from:
+            if store:
+                pass  # the smoothing pass needs no likelihood: save its cost
+            elif t >= counted_from:
                 loglik -= 0.5 * (np.log(s) + e * e / s)
             else:
                 loglik += np.where(seen >= 2, -0.5 * (np.log(s) + e * e / s), 0.0)
@@ -199,8 +213,18 @@ def kalman_smooth(y: np.ndarray, r: np.ndarray, q: np.ndarray | float
     return pos, var
 
 
+def _fit_blocks(n: int, max_frames: int) -> list[slice]:
+    """All frames, or 4 evenly spread blocks of max_frames / 4 frames in a longer video."""
+    if n <= max_frames:
+        return [slice(0, n)]
+    size = max_frames // 4
+    starts = np.linspace(0, n - size, 4).astype(int)
+    return [slice(int(a), int(a) + size) for a in starts]
+
+
 def choose_process_noise(y: np.ndarray, r: np.ndarray, groups: np.ndarray | None = None,
-                         grid: np.ndarray = Q_GRID) -> np.ndarray:
+                         grid: np.ndarray = Q_GRID, max_frames: int = FIT_FRAMES
+                         ) -> np.ndarray:
     """Maximum-likelihood process noise per group of series, from a grid.
 
     Args:
@@ -208,6 +232,9 @@ def choose_process_noise(y: np.ndarray, r: np.ndarray, groups: np.ndarray | None
         groups: group id per series (S,) (a keypoint's x and y share one q); default: each
             series its own.
         grid: candidate q values.
+        max_frames: longer videos are fitted on 4 evenly spread blocks of max_frames / 4
+            frames (their log-likelihoods summed): the choice of one number per keypoint
+            needs no more, and it bounds the cost of the grid on hour-long videos.
 
     Returns:
         q per series (S,): its group's best grid value (the median of the fitted groups for a
@@ -215,8 +242,11 @@ def choose_process_noise(y: np.ndarray, r: np.ndarray, groups: np.ndarray | None
     """
     y, r = np.asarray(y, float), np.asarray(r, float)
     groups = np.arange(y.shape[1]) if groups is None else np.asarray(groups)
-    loglik, _ = _forward(y, r, np.asarray(grid, float)[:, None], store=False)  # (G, S)
-    n_obs = (np.isfinite(y) & np.isfinite(r) & (r > 0)).sum(axis=0)
+    grid = np.asarray(grid, float)
+    blocks = _fit_blocks(len(y), max_frames)
+    loglik = sum(_forward(y[b], r[b], grid[:, None], store=False)[0] for b in blocks)  # (G, S)
+    n_obs = sum((np.isfinite(y[b]) & np.isfinite(r[b]) & (r[b] > 0)).sum(axis=0)
+                for b in blocks)
     ids = list(dict.fromkeys(groups.tolist()))
     best = {}
     for g in ids:
@@ -238,9 +268,25 @@ class Smoothed:
     observation: str  # the observation-noise rule used
 
 
+def _inlier_probability(xy: np.ndarray, pos: np.ndarray, pvar: np.ndarray, prior: np.ndarray,
+                        inlier: np.ndarray, outlier_px: float) -> np.ndarray:
+    """Posterior probability (N, K) that each observed point is an inlier, given the smoothed
+    track: Bayes' rule with the prior `prior`, an inlier density N(pos, inlier + pvar) and an
+    outlier density N(pos, outlier_px^2 + pvar) per axis, x and y together."""
+    res2 = (xy - pos) ** 2
+    s_in, s_out = inlier + pvar, outlier_px**2 + pvar
+    log_in = -0.5 * (res2 / s_in + np.log(s_in)).sum(axis=-1)
+    log_out = -0.5 * (res2 / s_out + np.log(s_out)).sum(axis=-1)
+    z = np.log(prior) - np.log1p(-prior) + log_in - log_out
+    with np.errstate(invalid="ignore"):
+        w = 1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))
+    return np.nan_to_num(w, nan=1.0)  # unobserved or outside the track: not used anyway
+
+
 def smooth_frame(
     df: pd.DataFrame, variance: pd.DataFrame | None = None, process_noise: float | None = None,
     observation: str = "auto", radius_px: float = 5.0, outlier_px: float = 50.0,
+    iterations: int = 2,
 ) -> Smoothed:
     """Kalman-smooth a predictions table (see the module docstring for every rule).
 
@@ -252,6 +298,7 @@ def smooth_frame(
             "variance" or "both".
         radius_px: r of the likelihood's definition (within r px of the truth).
         outlier_px: per-axis spread of a prediction that is not within r px.
+        iterations: outlier re-weighting rounds after the first smoothing (0: none).
 
     Raises:
         PoselabError: unknown observation rule, bad numbers, a variance table that does not
@@ -265,32 +312,41 @@ def smooth_frame(
                            f"{outlier_px}")
     if process_noise is not None and not process_noise > 0:
         raise PoselabError(f"process noise must be positive, got {process_noise}")
+    if not (isinstance(iterations, int) and iterations >= 0):
+        raise PoselabError(f"iterations must be a whole number >= 0, got {iterations}")
     rule = observation if observation != "auto" else ("both" if variance is not None
                                                       else "likelihood")
     if rule in ("variance", "both") and variance is None:
         raise PoselabError(f"observation noise {rule!r} needs the ensemble's variance file")
     xy, lik, bodyparts = predictions_arrays(df)
     n, k, _ = xy.shape
-    r = np.zeros((n, k, 2))
+    inlier = np.full((n, k, 2), (radius_px / 2) ** 2)  # per-axis variance of a good point
+    prior = np.full((n, k), 1 - _EDGE)  # probability of a good point before seeing the track
     if rule in ("likelihood", "both"):
-        r += likelihood_noise(lik, radius_px, outlier_px)[..., None]
+        prior = np.clip(np.nan_to_num(lik, nan=0.0), _EDGE, 1 - _EDGE)
     if rule in ("variance", "both"):
         var, parts = variance_arrays(variance)
         if parts != bodyparts or len(var) != n:
             raise PoselabError(f"the variance file has {len(var)} frames of {parts}, the "
                                f"predictions {n} frames of {bodyparts}")
-        r += np.nan_to_num(var, nan=0.0)
-        if rule == "variance":
-            r += (radius_px / 2) ** 2  # a floor: members that agree are not infinitely right
+        inlier = inlier + np.nan_to_num(var, nan=0.0)
+    # The first round: the mixture's variance (likelihood_noise, with the inlier variance).
+    r = prior[..., None] * inlier + (1 - prior[..., None]) * outlier_px**2
     # Series layout: (T, 2K), all x then all y; a keypoint's x and y share one q.
     y = np.concatenate([xy[..., 0], xy[..., 1]], axis=1)
-    rr = np.concatenate([r[..., 0], r[..., 1]], axis=1)
     groups = np.tile(np.arange(k), 2)
-    if process_noise is None:
-        q = choose_process_noise(y, rr, groups) if n else np.ones(2 * k)
-    else:
-        q = np.full(2 * k, float(process_noise))
-    pos, pvar = kalman_smooth(y, rr, q) if n else (y.copy(), y.copy())
+    q = np.full(2 * k, float(process_noise or 1.0))
+    pos = pvar = y.copy()
+    for round_ in range(iterations + 1) if n else ():
+        rr = np.concatenate([r[..., 0], r[..., 1]], axis=1)
+        if process_noise is None:
+            q = choose_process_noise(y, rr, groups)
+        pos, pvar = kalman_smooth(y, rr, q)
+        if round_ < iterations:
+            w = _inlier_probability(xy, np.stack([pos[:, :k], pos[:, k:]], axis=-1),
+                                    np.stack([pvar[:, :k], pvar[:, k:]], axis=-1), prior,
+                                    inlier, outlier_px)
+            r = inlier / np.maximum(w, _MIN_WEIGHT)[..., None]
     out_xy = np.stack([pos[:, :k], pos[:, k:]], axis=-1)
     out_var = np.stack([pvar[:, :k], pvar[:, k:]], axis=-1)
     scorer = df.columns.get_level_values("scorer")[0]
@@ -315,6 +371,7 @@ def smooth_predictions(
     observation: str = "auto",
     radius_px: float = 5.0,
     outlier_px: float = 50.0,
+    iterations: int = 2,
     echo: Callable[[str], object] | None = None,
 ) -> Path:
     """Kalman-smooth a predictions file into `<stem>_smoothed.h5`; the input is not touched.
@@ -332,6 +389,7 @@ def smooth_predictions(
             per keypoint over a grid).
         observation: "auto", "likelihood", "variance" or "both" (see `smooth_frame`).
         radius_px, outlier_px: the likelihood rule's radius and outlier spread (px).
+        iterations: outlier re-weighting rounds after the first smoothing (0: none).
         echo: gets one line naming the observation-noise rule and the q of each keypoint.
 
     Returns:
@@ -345,7 +403,8 @@ def smooth_predictions(
     side = variance_path(path)
     variance = read_variance(side) if side.is_file() and observation != "likelihood" else None
     try:
-        result = smooth_frame(df, variance, process_noise, observation, radius_px, outlier_px)
+        result = smooth_frame(df, variance, process_noise, observation, radius_px, outlier_px,
+                              iterations)
     except PoselabError as exc:
         raise PoselabError(f"{path}: {exc}") from None
     out = smoothed_path(path, dest)

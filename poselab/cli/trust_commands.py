@@ -20,6 +20,8 @@ def smooth_cmd(
                                     "this many px of the truth with probability p."),
     outlier_px: float = typer.Option(50.0, "--outlier-px", help="Spread (px) of a prediction "
                                      "that is not within --radius-px."),
+    iterations: int = typer.Option(2, help="Outlier re-weighting rounds after the first "
+                                   "smoothing (0: plain Kalman smoothing)."),
     dest: Path = typer.Option(None, "--dest", help="Output folder (default: beside each "
                               "input)."),
     csv: bool = typer.Option(False, "--csv", help="Also write the .csv twin."),
@@ -28,9 +30,10 @@ def smooth_cmd(
 
     Writes <stem>_smoothed.h5 in the same layout (beside each input unless --dest)
     and its posterior variance <stem>_smoothed_variance.h5; the input is not
-    touched. Low-likelihood points count little, ensemble disagreement (a
-    <stem>_variance.h5 beside the input) counts too, NaN frames are bridged,
-    and frames before the first and after the last detection stay empty.
+    touched. Low-likelihood points and points far from the smoothed track
+    count little, ensemble disagreement (a <stem>_variance.h5 beside the
+    input) counts too, NaN frames are bridged, and frames before the first
+    and after the last detection stay empty.
 
     Examples:
       poselab smooth videos/mouse1poselab_x.h5
@@ -41,7 +44,7 @@ def smooth_cmd(
 
     for path in predictions:
         out = smooth_predictions(path, dest, csv, process_noise, observation, radius_px,
-                                 outlier_px, echo=typer.echo)
+                                 outlier_px, iterations, echo=typer.echo)
         typer.echo(f"wrote {out}")
 
 

@@ -213,3 +213,17 @@ def test_cli_smooth(tmp_path: Path):
     result = runner.invoke(app, ["smooth", str(h5), "--observation", "variance"])
     assert result.exit_code == 2 and result.output.startswith("error:")
     assert "Traceback" not in result.output
+
+
+def test_a_confident_jump_is_rejected_by_reweighting():
+    truth, y = _cv_tracks(400, 2, 0.1, 1.0, seed=6)
+    xy = np.stack([y, y[:, ::-1]], axis=-1)
+    lik = np.full((400, 2), 0.95)
+    xy[200:203, 0] += 40.0  # the model sure of a wrong spot (a distractor) for 3 frames
+    errors = {}
+    for iterations in (0, 2):
+        out = smooth_frame(_table(xy, lik), iterations=iterations)
+        sx, _, _ = predictions_arrays(out.predictions)
+        errors[iterations] = np.abs(sx[200:203, 0, 0] - truth[200:203, 0]).max()
+    assert errors[0] > 5.0  # one Gaussian noise per likelihood follows the jump
+    assert errors[2] < 3.0  # the re-weighted smoother does not
