@@ -58,6 +58,21 @@ def make_project(root: Path, folders: dict[str, int] | None = None,
     return config
 
 
+def seed_labels(config: Path, folder: str, points: dict[str, dict[str, tuple[float, float]]],
+                bodyparts: list[str] | None = None, scorer: str = "tester") -> Path:
+    """Write CollectedData for `folder` holding `points` {image: {bodypart: (x, y)}}."""
+    from poselab.io.info import list_images
+    from poselab.io.labels import empty_labels, write_labels
+
+    bodyparts = bodyparts or BODYPARTS
+    path = config.parent / "labeled-data" / folder
+    df = empty_labels(scorer, bodyparts, folder, list_images(path))
+    for image, bps in points.items():
+        for bp, (x, y) in bps.items():
+            df.loc[("labeled-data", folder, image), (scorer, bp, "x")] = x
+            df.loc[("labeled-data", folder, image), (scorer, bp, "y")] = y
+    return write_labels(df, path / f"CollectedData_{scorer}.h5")[0]
+
 
 class LabelerPage:
     """A Playwright page on the labeler plus the helpers the tests share."""
@@ -121,6 +136,22 @@ class LabelerPage:
 
     def badge(self) -> str:
         return self.js("document.getElementById('badge').dataset.bodypart")
+
+    def toast(self) -> str:
+        return self.js("document.getElementById('toast').textContent")
+
+    def rect(self, selector: str) -> dict:
+        """The client rectangle of an element: {left, top, right, bottom, width, height}."""
+        return self.js(f"(() => {{ const r = document.querySelector({selector!r})"
+                       f".getBoundingClientRect(); return {{left: r.left, top: r.top, "
+                       f"right: r.right, bottom: r.bottom, width: r.width, "
+                       f"height: r.height}}; }})()")
+
+    def on_screen(self, x: float, y: float) -> bool:
+        """Whether image point (x, y) is inside the visible stage."""
+        cx, cy = self.to_client(x, y)
+        r = self.rect("#overlay-canvas")
+        return r["left"] <= cx <= r["right"] and r["top"] <= cy <= r["bottom"]
 
     def foreign_requests(self, url: str) -> list[str]:
         origin = "/".join(url.split("/")[:3])

@@ -106,26 +106,33 @@ def test_enter_accepts_predictions_into_empty_bodyparts_as_one_undo_step(project
     assert s["points"]["snout"] == pytest.approx([5.0, 40.0], abs=0.05)
     assert s["not_visible"] == ["rightear"]
 
-    lp.press("Enter")
+    lp.press("Enter")  # at or above pcutoff only: tail (0.7), not leftear (0.3)
     s = lp.state()
     assert s["points"]["snout"] == pytest.approx([5.0, 40.0], abs=0.05)  # kept
-    assert s["points"]["leftear"] == PRED_XY[1] and s["points"]["tail"] == PRED_XY[3]
+    assert s["points"]["tail"] == PRED_XY[3] and s["points"]["leftear"] is None
+    assert "under pcutoff" in lp.js("document.getElementById('toast').textContent")
     assert s["points"]["rightear"] is None and s["not_visible"] == ["rightear"]
     assert s["undo_depth"] == depth + 1
     row = _on_disk_within(project, lambda r: _close(r["tail"], PRED_XY[3]))
-    assert _close(row["leftear"], PRED_XY[1]) and _close(row["snout"], (5.0, 40.0), 0.05)
+    assert np.isnan(row["leftear"]).all() and _close(row["snout"], (5.0, 40.0), 0.05)
     assert np.isnan(row["rightear"]).all()
-    lp.press("Enter")  # nothing empty is left: no new undo step
+    lp.press("Enter")  # nothing at or above pcutoff is left: no new undo step
     assert lp.state()["undo_depth"] == depth + 1
+    lp.press("Shift+Enter")  # every prediction: leftear too
+    s = lp.state()
+    assert s["points"]["leftear"] == PRED_XY[1] and s["undo_depth"] == depth + 2
+    row = _on_disk_within(project, lambda r: _close(r["leftear"], PRED_XY[1]))
+    lp.press("Shift+Enter")  # nothing empty is left
+    assert lp.state()["undo_depth"] == depth + 2
 
-    lp.press("Control+z")  # the whole accept, in one step
+    lp.press("Control+z", "Control+z")  # each accept is one step
     s = lp.wait("s => s.points.tail === null")
     assert s["points"]["leftear"] is None and s["undo_depth"] == depth
     assert s["points"]["snout"] == pytest.approx([5.0, 40.0], abs=0.05)
     assert s["not_visible"] == ["rightear"]
     row = _on_disk_within(project, lambda r: np.isnan(r["tail"]).all())
     assert np.isnan(row["leftear"]).all() and _close(row["snout"], (5.0, 40.0), 0.05)
-    lp.press("Control+Shift+z")  # and redo brings both back
+    lp.press("Control+Shift+z", "Control+Shift+z")  # and redo brings both back
     s = lp.saved()
     assert s["points"]["leftear"] == PRED_XY[1] and s["points"]["tail"] == PRED_XY[3]
     assert path.read_bytes() == data

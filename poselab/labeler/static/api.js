@@ -44,15 +44,26 @@ export async function api(path, { method = 'GET', body } = {}) {
   return data;
 }
 
+export const imagePath = (folder, name) => `${folderPath(folder)}/images/${encodeURIComponent(name)}`;
+export const videoFramePath = (id, index) => `api/videos/${id}/frames/${index}`;
+
 // Fetch and decode an image off the main thread (createImageBitmap), ready for drawImage.
-export async function fetchImage(folder, name) {
+export async function fetchImage(url, what = url) {
   let res;
   try {
-    res = await fetch(`${folderPath(folder)}/images/${encodeURIComponent(name)}`, { headers: headers() });
+    res = await fetch(url, { headers: headers() });
   } catch {
-    throw new ApiError(0, `image ${name}: the server does not answer`);
+    throw new ApiError(0, `${what}: the server does not answer`);
   }
-  if (!res.ok) throw new ApiError(res.status, `image ${name}: HTTP ${res.status}`);
+  if (!res.ok) {
+    let message = `HTTP ${res.status}`;
+    try {
+      message = (await res.json()).error || message;
+    } catch {
+      // not JSON
+    }
+    throw new ApiError(res.status, `${what}: ${message}`);
+  }
   return createImageBitmap(await res.blob());
 }
 
@@ -61,8 +72,15 @@ export async function fetchImage(folder, name) {
 // burst of clicks costs a few writes rather than one per click, and nothing waits on a timer.
 // A failed batch goes back under any newer edits; a 409 (files changed on disk) blocks that
 // folder until the user decides; network and server errors retry with a growing delay.
+//
+// Every request carries this page's id and a request number. When the page closes, flush()
+// re-sends everything not yet acknowledged (in flight or pending) in keepalive requests that
+// outlive the page; the server skips a request numbered below one it already applied from
+// this page, so the in-flight request, if it lands after the flush, cannot undo newer edits.
 export class SaveQueue {
   constructor({ onSaved, onConflict, onFailed, onChange }) {
+    this.client = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+    this.seq = 0;
     this.pending = new Map(); // folder -> Map(key -> {frame, bodypart, value})
     this.inflight = null; // {folder, edits}
     this.blocked = new Set();
@@ -127,9 +145,10 @@ export class SaveQueue {
 
   async send(batch) {
     try {
+      this.seq += 1;
       const res = await api(`${folderPath(batch.folder)}/edits`, {
         method: 'POST',
-        body: { edits: [...batch.edits.values()] },
+        body: { edits: [...batch.edits.values()], client: this.client, seq: this.seq },
       });
       this.inflight = null;
       this.error = null;
@@ -157,6 +176,30 @@ export class SaveQueue {
       }
     }
     this.kick();
+  }
+
+  // The page is going away: send every unacknowledged edit in requests that survive it
+  // (fetch keepalive; sendBeacon cannot carry the JSON type nor the token header). Keepalive
+  // bodies are limited to 64 kB in all, hence the chunks.
+  flush() {
+    const folders = new Set([...this.pending.keys()]);
+    if (this.inflight) folders.add(this.inflight.folder);
+    for (const folder of folders) {
+      const edits = this.editsFor(folder);
+      for (let i = 0; i < edits.length; i += 400) {
+        this.seq += 1;
+        try {
+          fetch(`${folderPath(folder)}/edits`, {
+            method: 'POST',
+            keepalive: true,
+            headers: headers({ 'Content-Type': 'application/json' }),
+            body: JSON.stringify({ edits: edits.slice(i, i + 400), client: this.client, seq: this.seq }),
+          }).catch(() => {});
+        } catch {
+          // over the keepalive budget: the browser's leave-page warning already said so
+        }
+      }
+    }
   }
 
   restore(batch) {

@@ -1,7 +1,8 @@
 // Decoded-image cache with neighbour prefetch, so the next frame paints without waiting for a
 // download and a PNG decode (a 1280x1024 PNG takes tens of ms to decode).
 //
-// Keys are "folder/image". At most `capacity` decoded bitmaps are kept (least recently used
+// Keys are strings chosen by the caller ("f:folder/image", "v:video/index"), each with the URL to
+// fetch it from. At most `capacity` decoded bitmaps are kept (least recently used
 // evicted; a 1280x1024 bitmap is 5 MB), and at most `parallel` prefetches run at once so the
 // frame the user asked for is never queued behind them.
 
@@ -17,23 +18,22 @@ export class ImageCache {
     this.pinned = null;
   }
 
-  static key(folder, name) {
-    return `${folder}/${name}`;
-  }
-
   // The decoded bitmap if it is ready now (draw synchronously), else null.
-  peek(folder, name) {
-    const e = this.entries.get(ImageCache.key(folder, name));
+  peek(key) {
+    const e = this.entries.get(key);
     return e && e.bitmap ? e.bitmap : null;
   }
 
-  // The displayed image is never evicted (closing it would blank the canvas on the next redraw).
-  pin(folder, name) {
-    this.pinned = ImageCache.key(folder, name);
+  has(key) {
+    return this.entries.has(key);
   }
 
-  get(folder, name) {
-    const key = ImageCache.key(folder, name);
+  // The displayed image is never evicted (closing it would blank the canvas on the next redraw).
+  pin(key) {
+    this.pinned = key;
+  }
+
+  get(key, url) {
     let e = this.entries.get(key);
     if (e) {
       this.entries.delete(key); // re-insert: Map order is the LRU order
@@ -41,7 +41,7 @@ export class ImageCache {
       return e.promise;
     }
     e = { bitmap: null, promise: null };
-    e.promise = fetchImage(folder, name).then(
+    e.promise = fetchImage(url, key.slice(2)).then(
       (bitmap) => {
         e.bitmap = bitmap;
         return bitmap;
@@ -57,22 +57,23 @@ export class ImageCache {
   }
 
   // Replaces what is still queued: only the neighbours of the frame now shown matter.
-  prefetch(folder, names) {
+  // `items` are [key, url] pairs.
+  prefetch(items, parallel = this.parallel) {
     this.queue = [];
-    for (const name of names) {
-      const key = ImageCache.key(folder, name);
+    this.limit = parallel;
+    for (const [key, url] of items) {
       if (!this.entries.has(key) && !this.queue.some((q) => q.key === key)) {
-        this.queue.push({ key, folder, name });
+        this.queue.push({ key, url });
       }
     }
     this.pump();
   }
 
   pump() {
-    while (this.running < this.parallel && this.queue.length) {
-      const { folder, name } = this.queue.shift();
+    while (this.running < (this.limit ?? this.parallel) && this.queue.length) {
+      const { key, url } = this.queue.shift();
       this.running += 1;
-      this.get(folder, name)
+      this.get(key, url)
         .catch(() => {})
         .finally(() => {
           this.running -= 1;

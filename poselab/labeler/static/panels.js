@@ -1,5 +1,6 @@
-// The page's DOM panels: bodypart legend, folder sidebar, frame strip, status bar, cursor
-// badge, banner and toasts. Pure rendering from values the app passes in; no state here.
+// The page's DOM panels: bodypart legend, folder, video and suggestion lists, frame strip,
+// status bar, cursor badge, banner, toasts and the empty-folder guide. Pure rendering from
+// values the app passes in; no state here.
 //
 // Adding a panel: give it an element in index.html, a build*/update* pair here, and call the
 // update from App.render in labeler.js.
@@ -45,7 +46,15 @@ export function buildLegend(bodyparts, colors, onPick) {
 
 // `predictions` {bp: [x, y, p]} of the frame (may be {}); `low` the Set of bodyparts whose
 // prediction is under pcutoff: they get the 'low-likelihood' flag (a '?' after the name).
-export function updateLegend(bodyparts, values, active, predictions = {}, low = new Set()) {
+export function updateLegend(bodyparts, values, active, predictions = {}, low = new Set(),
+  placeholders = []) {
+  const warn = $('placeholders');
+  warn.hidden = !placeholders.length;
+  if (placeholders.length) {
+    setText('placeholders', `config.yaml still lists placeholder bodyparts (${placeholders.join(', ')}) `
+      + 'from a new project: replace them with your animal\'s bodyparts in config.yaml, '
+      + 'then restart the labeler, before labeling.');
+  }
   const items = $('legend').children;
   bodyparts.forEach((bp, k) => {
     const li = items[k];
@@ -85,6 +94,82 @@ export function updateFolders(folders, current, onPick) {
     li.addEventListener('click', () => onPick(f.name));
     list.append(li);
   }
+}
+
+export function buildVideos(videos, onPick) {
+  const list = $('videos');
+  list.replaceChildren();
+  $('videos-panel').hidden = !videos.length;
+  for (const v of videos) {
+    const li = el('li', v.exists ? 'video' : 'video missing', v.name);
+    li.dataset.video = v.id;
+    li.title = v.exists ? `open ${v.name}: step through it and add frames to labeled-data/${v.stem}`
+      : `${v.key}: video not found`;
+    if (v.exists) li.addEventListener('click', () => onPick(v.id));
+    list.append(li);
+  }
+}
+
+export function updateVideos(current) {
+  for (const li of $('videos').children) {
+    li.classList.toggle('current', current !== null && Number(li.dataset.video) === current);
+  }
+}
+
+// The folder's suggested frames, most useful first: name, score, why.
+export function buildSuggestions(suggestions, onPick) {
+  const list = $('suggestions');
+  list.replaceChildren();
+  setText('suggestions-count', suggestions.length ? `${suggestions.length}` : '');
+  $('suggestions-panel').hidden = !suggestions.length;
+  for (const s of suggestions) {
+    const li = el('li', 'suggestion empty');
+    li.dataset.image = s.image;
+    li.title = `${s.source}: ${s.reason || 'suggested'}`;
+    const name = el('span', 'name', s.image.replace(/\.png$/i, ''));
+    const score = el('span', 'score', s.score === null ? '' : s.score.toFixed(2));
+    const why = el('span', 'why', s.reason || s.source);
+    li.append(name, score, why);
+    li.addEventListener('click', () => onPick(s.image));
+    list.append(li);
+  }
+}
+
+export function updateSuggestions(statuses, current) {
+  const items = $('suggestions').children;
+  statuses.forEach((st, i) => {
+    const cls = `suggestion ${st}${i === current ? ' current' : ''}`;
+    if (items[i] && items[i].className !== cls) items[i].className = cls;
+  });
+}
+
+// What to do when a folder has no frames yet (or the project no folders).
+export function showEmpty({ folder, command, onExtract, onVideo, videos }) {
+  const box = $('empty');
+  const parts = [el('h3', '', folder ? `No frames in labeled-data/${folder} yet`
+    : 'No labeled-data folders yet')];
+  parts.push(el('p', '', 'Pick frames to label from the video with:'));
+  parts.push(el('code', '', command));
+  const buttons = el('div', 'buttons');
+  if (onExtract) {
+    const b = el('button', 'primary', 'Extract 20 frames now (k-means)');
+    b.addEventListener('click', () => onExtract(20));
+    buttons.append(b);
+  }
+  if (onVideo) {
+    const b = el('button', '', 'Open the video and pick frames by hand');
+    b.addEventListener('click', onVideo);
+    buttons.append(b);
+  } else if (!folder && videos) {
+    parts.push(el('p', '', 'or open a video on the left and add frames by hand (E).'));
+  }
+  if (buttons.children.length) parts.push(buttons);
+  box.replaceChildren(...parts);
+  box.hidden = false;
+}
+
+export function hideEmpty() {
+  $('empty').hidden = true;
 }
 
 export function buildStrip(images, onPick) {

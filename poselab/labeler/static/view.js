@@ -14,7 +14,7 @@
 
 export const MIN_ZOOM = 0.25;
 export const MAX_ZOOM = 32;
-export const MARKER_RADIUS = 6; // CSS px at any zoom
+export const MARKER_RADIUS = 6; // CSS px at any zoom (config dotsize and the size slider change it)
 
 const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
 
@@ -32,6 +32,7 @@ export class View {
     this.width = 0;
     this.height = 0;
     this.fitted = false;
+    this.radius = MARKER_RADIUS;
     this.onChange = () => {};
     new ResizeObserver(() => this.resize()).observe(stage);
     this.resize();
@@ -78,24 +79,66 @@ export class View {
     else this.centerOn(cx, cy);
   }
 
-  setImage(bitmap) {
+  // A new frame. Zoom and pan stay; when zoomed in and the frame's keypoints `focus`
+  // ([[x, y], ...]) are off screen, the view re-centres on them (the animal moved).
+  setImage(bitmap, focus = null) {
     const sizeChanged = bitmap.width !== this.iw || bitmap.height !== this.ih;
     this.image = bitmap;
     this.iw = bitmap.width;
     this.ih = bitmap.height;
     if (sizeChanged || !this.fitted) this.fit();
-    else this.drawImage();
+    else if (focus && focus.length && this.zoomedIn() && !this.shows(focus, 2 * this.radius)) {
+      const xs = focus.map((q) => q[0]);
+      const ys = focus.map((q) => q[1]);
+      this.centerOn((Math.min(...xs) + Math.max(...xs)) / 2, (Math.min(...ys) + Math.max(...ys)) / 2);
+    } else this.drawImage();
+  }
+
+  fitZoom() {
+    const margin = 16;
+    return clamp(Math.min((this.width - margin) / this.iw, (this.height - margin) / this.ih),
+      MIN_ZOOM, MAX_ZOOM);
+  }
+
+  // Whether the person zoomed in beyond the whole-image view.
+  zoomedIn() {
+    return !!this.iw && this.zoom > this.fitZoom() * 1.01;
+  }
+
+  // Whether every image point of `points` [[x, y], ...] is on screen, `margin` px inside.
+  shows(points, margin = 0) {
+    return points.every(([x, y]) => {
+      const [sx, sy] = this.toStage(x, y);
+      return sx >= margin && sy >= margin && sx <= this.width - margin && sy <= this.height - margin;
+    });
+  }
+
+  // Zoom and pan so that the box around `points` fills the view (with room around it).
+  fitPoints(points) {
+    const xs = points.map((p) => p[0]);
+    const ys = points.map((p) => p[1]);
+    const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+    // An animal's keypoints span only its body: leave half its size around it, and never
+    // zoom so far that a single point fills the screen.
+    const pad = Math.max(12, 0.5 * Math.max(x1 - x0, y1 - y0));
+    const w = x1 - x0 + 2 * pad;
+    const h = y1 - y0 + 2 * pad;
+    this.zoom = clamp(Math.min(this.width / w, this.height / h), MIN_ZOOM, 16);
+    this.centerOn((x0 + x1) / 2, (y0 + y1) / 2);
   }
 
   fit() {
     if (!this.iw || !this.width) return;
-    const margin = 16;
-    const z = Math.min((this.width - margin) / this.iw, (this.height - margin) / this.ih);
-    this.zoom = clamp(z, MIN_ZOOM, MAX_ZOOM);
+    this.zoom = this.fitZoom();
     this.ox = (this.width - this.iw * this.zoom) / 2;
     this.oy = (this.height - this.ih * this.zoom) / 2;
     this.fitted = true;
     this.changed();
+  }
+
+  setRadius(r) {
+    this.radius = clamp(r, 2, 40);
+    this.onChange();
   }
 
   centerOn(x, y) {
@@ -145,14 +188,21 @@ export class View {
     ctx.drawImage(this.image, this.ox, this.oy, this.iw * this.zoom, this.ih * this.zoom);
   }
 
-  // Overlay: skeleton, predictions, markers. `m` is a plain description from the app:
+    // Overlay: trails, skeleton, predictions, markers, names, the whole-animal selection.
+  // `m` is a plain description from the app:
   // {bodyparts, colors, values: {bp: [x, y] | 'nv'}, predictions: {bp: [x, y, p]} | null,
-  //  skeleton, skeletonColor, pcutoff, active, selected, hover, showLabels, showPredictions}
+  //  trails: {bp: [[x, y] | null, ...] oldest first} | null, skeleton, skeletonColor, pcutoff,
+  //  active, selected, hover, showLabels, showPredictions, showNames, group: bool}
   drawOverlay(m) {
     const ctx = this.overlay.getContext('2d');
     ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
     ctx.clearRect(0, 0, this.width, this.height);
+    this.groupHandle = null;
     if (!m) return;
+    const r = this.radius;
+    if (m.trails) {
+      m.bodyparts.forEach((bp, k) => m.trails[bp] && this.drawTrail(ctx, m.trails[bp], m.colors[k]));
+    }
     const pos = {};
     for (const bp of m.bodyparts) {
       const v = m.values[bp];
@@ -167,29 +217,87 @@ export class View {
     }
     if (!m.showLabels) return;
     m.bodyparts.forEach((bp, k) => {
-      if (pos[bp] && bp !== m.active) drawMarker(ctx, pos[bp], m.colors[k], false);
+      if (pos[bp] && bp !== m.active) drawMarker(ctx, pos[bp], m.colors[k], false, r);
     });
     // The active bodypart last, on top, with a halo and its name.
     const k = m.bodyparts.indexOf(m.active);
-    if (pos[m.active]) {
-      drawMarker(ctx, pos[m.active], m.colors[k], true);
-      drawName(ctx, pos[m.active], m.active);
-    }
+    if (pos[m.active]) drawMarker(ctx, pos[m.active], m.colors[k], true, r);
     if (m.selected && m.selected !== m.active && pos[m.selected]) {
-      drawRing(ctx, pos[m.selected], MARKER_RADIUS + 4, '#ffffff', [2, 2]);
+      drawRing(ctx, pos[m.selected], r + 4, '#ffffff', [2, 2]);
     }
-    if (m.hover && m.hover !== m.active && pos[m.hover]) drawName(ctx, pos[m.hover], m.hover);
+    for (const bp of m.bodyparts) {
+      if (!pos[bp]) continue;
+      if (m.showNames || bp === m.active || bp === m.hover) drawName(ctx, pos[bp], bp, r);
+    }
+    if (m.group) this.drawGroup(ctx, Object.values(pos), r);
   }
 
   drawPrediction(ctx, [x, y, p], color, pcutoff) {
     const [sx, sy] = this.toStage(x, y);
+    const r = this.radius;
     const low = p !== null && p < pcutoff;
-    drawRing(ctx, [sx, sy], MARKER_RADIUS + 1, 'rgba(0,0,0,0.6)', [], 3.5);
-    drawRing(ctx, [sx, sy], MARKER_RADIUS + 1, low ? '#9a9a9a' : color, [3, 2], 2);
+    drawRing(ctx, [sx, sy], r + 1, 'rgba(0,0,0,0.6)', [], 3.5);
+    drawRing(ctx, [sx, sy], r + 1, low ? '#9a9a9a' : color, [3, 2], 2);
     if (p !== null) {
-      label(ctx, `${low ? '? ' : ''}${p.toFixed(2)}`, sx + MARKER_RADIUS + 4, sy + 4,
+      label(ctx, `${low ? '? ' : ''}${p.toFixed(2)}`, sx + r + 4, sy + 4,
         low ? '#bbbbbb' : '#ffffff', 11);
     }
+  }
+
+  // A faint line through the last frames' positions, fading into the past.
+  drawTrail(ctx, points, color) {
+    const n = points.length;
+    ctx.save();
+    ctx.lineCap = 'round';
+    ctx.lineWidth = 2;
+    ctx.strokeStyle = color;
+    ctx.fillStyle = color;
+    let prev = null;
+    points.forEach((p, j) => {
+      if (!p) {
+        prev = null;
+        return;
+      }
+      const s = this.toStage(p[0], p[1]);
+      ctx.globalAlpha = 0.12 + 0.5 * ((j + 1) / n);
+      if (prev) {
+        ctx.beginPath();
+        ctx.moveTo(prev[0], prev[1]);
+        ctx.lineTo(s[0], s[1]);
+        ctx.stroke();
+      }
+      ctx.beginPath();
+      ctx.arc(s[0], s[1], 1.8, 0, 2 * Math.PI);
+      ctx.fill();
+      prev = s;
+    });
+    ctx.restore();
+  }
+
+  // All keypoints selected: a dashed box and a handle above it that rotates them.
+  drawGroup(ctx, points, r) {
+    if (!points.length) return;
+    const xs = points.map((p) => p[0]);
+    const ys = points.map((p) => p[1]);
+    const pad = r + 6;
+    const [x0, x1] = [Math.min(...xs) - pad, Math.max(...xs) + pad];
+    const [y0, y1] = [Math.min(...ys) - pad, Math.max(...ys) + pad];
+    const handle = [(x0 + x1) / 2, y0 - 24];
+    ctx.save();
+    for (const [color, width, dash] of [['rgba(0,0,0,0.8)', 3, []], ['#ffffff', 1.5, [5, 4]]]) {
+      ctx.setLineDash(dash);
+      ctx.lineWidth = width;
+      ctx.strokeStyle = color;
+      ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
+      ctx.beginPath();
+      ctx.moveTo(handle[0], y0);
+      ctx.lineTo(handle[0], handle[1]);
+      ctx.stroke();
+    }
+    ctx.restore();
+    drawRing(ctx, handle, 6, 'rgba(0,0,0,0.8)', [], 4);
+    drawRing(ctx, handle, 6, '#ffffff', [], 2);
+    this.groupHandle = handle;
   }
 }
 
@@ -211,27 +319,30 @@ function drawSkeleton(ctx, skeleton, pos, color) {
   }
 }
 
-function drawMarker(ctx, [sx, sy], color, active) {
-  const r = active ? MARKER_RADIUS + 1 : MARKER_RADIUS;
-  if (active) drawRing(ctx, [sx, sy], r + 4, '#ffffff', [], 2);
+// A ring in the bodypart's colour between two contrasting outlines, over a see-through fill:
+// overlapping markers stay visible through each other, and a navy or maroon marker (jet's
+// ends) still stands out on a black animal.
+function drawMarker(ctx, [sx, sy], color, active, radius) {
+  const r = active ? radius + 1 : radius;
+  if (active) {
+    drawRing(ctx, [sx, sy], r + 5, 'rgba(0,0,0,0.7)', [], 3.5);
+    drawRing(ctx, [sx, sy], r + 5, '#ffffff', [], 2);
+  }
   ctx.beginPath();
   ctx.arc(sx, sy, r, 0, 2 * Math.PI);
-  ctx.fillStyle = withAlpha(color, 0.4);
+  ctx.fillStyle = withAlpha(color, 0.3);
   ctx.fill();
-  ctx.lineWidth = 2;
-  ctx.strokeStyle = color;
-  ctx.stroke();
-  // An outline that contrasts with the marker's own colour (jet's navy and maroon would
-  // vanish on a dark animal with a black outline).
-  const outline = luminance(color) < 0.35 ? 'rgba(255,255,255,0.9)' : 'rgba(0,0,0,0.75)';
-  drawRing(ctx, [sx, sy], r + 1.5, outline, [], 1);
+  const dark = luminance(color) < 0.45;
+  drawRing(ctx, [sx, sy], r, dark ? '#ffffff' : 'rgba(0,0,0,0.85)', [], 4.5);
+  drawRing(ctx, [sx, sy], r, color, [], 2.5);
   // The exact position: a small cross, readable at any zoom and on any background.
+  const h = Math.min(2.5, r * 0.6);
   ctx.lineWidth = 3;
   ctx.strokeStyle = 'rgba(0,0,0,0.8)';
-  cross(ctx, sx, sy, 2.5);
+  cross(ctx, sx, sy, h);
   ctx.lineWidth = 1;
   ctx.strokeStyle = '#ffffff';
-  cross(ctx, sx, sy, 2.5);
+  cross(ctx, sx, sy, h);
 }
 
 function cross(ctx, sx, sy, h) {
@@ -254,8 +365,8 @@ function drawRing(ctx, [sx, sy], r, color, dash = [], width = 1.5) {
   ctx.restore();
 }
 
-function drawName(ctx, [sx, sy], name) {
-  label(ctx, name, sx + MARKER_RADIUS + 7, sy - MARKER_RADIUS - 4, '#ffffff', 12);
+function drawName(ctx, [sx, sy], name, r) {
+  label(ctx, name, sx + r + 6, sy - r - 3, '#ffffff', 12);
 }
 
 function label(ctx, text, x, y, color, size) {
