@@ -9,10 +9,17 @@ subprocess (as a user would), and drives the page with Playwright:
   frames with no pause (holding D); "jump" uses G to go to frames never shown nor prefetched
   (fetch + decode).
 - autosave: a click on the image until BOTH CollectedData .h5 and .csv on disk hold the point.
+- video (labeling straight from a video, on DeepLabCut's openfield video m3v1mp4.mp4,
+  640x480, 2330 frames, listed in the project's video_sets): opening it (the server counts
+  its frames once), then performance.now() from a seek to the requestAnimationFrame after
+  that frame is drawn: random seeks to frames never shown, steps forward and backward (D/A),
+  and a scrub (seeks every 16 ms, as a dragged slider sends them: the time from the last one
+  to its frame on screen).
 
-Targets (shared/specs/performance.md): paint <= 150 ms, autosave <= 1 s.
+Targets (shared/specs/performance.md): paint <= 150 ms, autosave <= 1 s, video seek to
+painted frame <= 150 ms median.
 
-Usage: python benchmarks/bench_labeler.py [--frames 72] [--steps 30]
+Usage: python benchmarks/bench_labeler.py [--frames 72] [--steps 30] [--video PATH | --no-video]
 Needs Debian's chromium at /usr/bin/chromium and playwright (pip install -e '.[dev]').
 """
 
@@ -33,6 +40,22 @@ import numpy as np
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+OPENFIELD_VIDEO = (Path(__file__).resolve().parents[2] / "shared" / "data"
+                   / "openfield-Pranav-2018-10-30" / "videos" / "m3v1mp4.mp4")
+SEEK_JS = """async (i) => {
+  const t0 = performance.now();
+  await window.poselab.seekVideo(i);
+  return performance.now() - t0;
+}"""
+SCRUB_JS = """async (targets) => {
+  for (const i of targets.slice(0, -1)) {
+    window.poselab.seekVideo(i);
+    await new Promise((r) => setTimeout(r, 16));
+  }
+  const t0 = performance.now();
+  await window.poselab.seekVideo(targets[targets.length - 1]);
+  return performance.now() - t0;
+}"""
 STEP_JS = """async (key) => {
   const t0 = performance.now();
   window.dispatchEvent(new KeyboardEvent('keydown', {key, bubbles: true}));
@@ -41,7 +64,7 @@ STEP_JS = """async (key) => {
 }"""
 
 
-def make_frames(root: Path, n: int, size=(1280, 1024)) -> Path:
+def make_frames(root: Path, n: int, size=(1280, 1024), video: Path | None = None) -> Path:
     """A project with n camera-like frames (smooth arena, sensor noise, a moving blob)."""
     w, h = size
     rng = np.random.default_rng(0)
@@ -56,9 +79,10 @@ def make_frames(root: Path, n: int, size=(1280, 1024)) -> Path:
         gray = np.clip(img, 0, 255).astype(np.uint8)
         cv2.imwrite(str(folder / f"img{i:04d}.png"), cv2.merge([gray, gray, gray]))
     config = root / "config.yaml"
+    sets = f"video_sets:\n  {video}:\n    crop: 0, 640, 0, 480\n" if video else ""
     config.write_text("Task: bench\nscorer: bench\ndate: Jan01\nbodyparts:\n- snout\n- leftear\n"
                       "- rightear\n- tailbase\nskeleton:\n- [snout, leftear]\n- [snout, rightear]\n"
-                      "colormap: rainbow\n", encoding="utf-8")
+                      f"colormap: rainbow\n{sets}", encoding="utf-8")
     return config
 
 
@@ -72,11 +96,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=72)
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--video", type=Path, default=OPENFIELD_VIDEO,
+                        help="video for the scrubbing figures (default: openfield m3v1mp4.mp4)")
+    parser.add_argument("--no-video", action="store_true", help="skip the video figures")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
+    video = None if args.no_video else args.video.resolve()
+    if video is not None and not video.is_file():
+        print(f"{video}: not found; skipping the video figures (--video PATH)")
+        video = None
     with tempfile.TemporaryDirectory() as tmp:
-        config = make_frames(Path(tmp) / "proj", args.frames)
+        config = make_frames(Path(tmp) / "proj", args.frames, video=video)
         png_mb = np.mean([p.stat().st_size for p in config.parent.rglob("*.png")]) / 1e6
         proc = subprocess.Popen([sys.executable, "-m", "poselab", "label", str(config),
                                  "--port", "0", "--no-browser"],
@@ -101,6 +132,8 @@ def main() -> None:
                 while not page.evaluate("window.poselab && window.poselab.state().painted"):
                     time.sleep(0.02)
                 result = run(page, config, args.steps, png_mb, browser.version)
+                if video is not None:
+                    result["video"] = run_video(page, args.steps)
                 browser.close()
         finally:
             proc.terminate()
@@ -176,6 +209,42 @@ def run(page, config: Path, steps: int, png_mb: float, chromium: str) -> dict:
         "targets": {"paint_ms": 150, "autosave_ms": 1000}, "chromium": chromium,
         "machine": machine(),
     }
+
+
+def run_video(page, seeks: int) -> dict:
+    """Seek-to-painted-frame times in the page's video mode (see the module docstring)."""
+    t0 = time.perf_counter()
+    page.click("#videos li[data-video='0']")
+    while not page.evaluate("(s => s.video && s.painted)(window.poselab.state())"):
+        time.sleep(0.01)
+    opened = (time.perf_counter() - t0) * 1000
+    n = page.evaluate("window.poselab.state().video.n_frames")
+    rng = np.random.default_rng(2)
+    targets = [int(t) for t in rng.choice(np.arange(50, n - 50), seeks + 12, replace=False)]
+    random_seeks = []
+    for t in targets[:seeks]:
+        random_seeks.append(page.evaluate(SEEK_JS, t))
+        assert page.evaluate("window.poselab.state().video.index") == t
+        time.sleep(0.2)  # a person looks at the frame
+    forward = [page.evaluate(STEP_JS, "d") for _ in range(20)]  # holding D
+    time.sleep(0.3)
+    backward = [page.evaluate(STEP_JS, "a") for _ in range(20)]  # holding A
+    time.sleep(0.3)
+    scrubs = []
+    for t in targets[seeks:]:  # a 10-frame-per-step drag ending on t
+        path = [max(0, t - 10 * k) for k in range(12, -1, -1)]
+        scrubs.append(page.evaluate(SCRUB_JS, path))
+        time.sleep(0.3)
+    page.keyboard.press("Escape")
+    print(f"video: open (count frames once) {opened:.0f} ms, {n} frames")
+    print(f"video: random seek -> painted frame (ms): {stats(random_seeks)}")
+    print(f"video: step forward (D) -> painted (ms): {stats(forward)}")
+    print(f"video: step backward (A) -> painted (ms): {stats(backward)}")
+    print(f"video: scrub, last seek -> its frame painted (ms): {stats(scrubs)}")
+    return {"file": "m3v1mp4.mp4 (640x480)", "n_frames": n, "open_ms": round(opened),
+            "seek_ms": stats(random_seeks), "step_forward_ms": stats(forward),
+            "step_backward_ms": stats(backward), "scrub_ms": stats(scrubs),
+            "target_seek_ms": 150}
 
 
 def machine() -> str:
