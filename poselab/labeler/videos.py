@@ -156,7 +156,8 @@ class VideoSource:
                 df = read_predictions(path)
             except (LabelFileError, OSError, ValueError):
                 continue  # not a predictions table (e.g. a label file)
-            if len(df) != self._count:
+            # Analysis writes one row per declared or decodable frame, whichever is more.
+            if len(df) not in (self._count, self._reader.n_frames if self._reader else -1):
                 continue
             xy, lik, parts = predictions_arrays(df)
             order = [parts.index(b) if b in parts else -1 for b in self.bodyparts]
@@ -179,7 +180,8 @@ class VideoSource:
         with self.lock:
             self._open()
             track = self._load_track()
-        start, stop = max(0, start), min(self._count, stop)
+        start = max(0, start)
+        stop = min(self._count, stop, len(track[1]) if track else stop)
         if track is None or stop <= start:
             return {"file": track[0] if track else None, "start": start, "points": []}
         name, xy, lik = track
