@@ -41,9 +41,10 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from poselab.errors import PoselabError
+from poselab.labeler.edits import BadEdit, parse_client, parse_edits
 from poselab.labeler.security import Guard
 from poselab.labeler.session import Labeler
-from poselab.labeler.store import BadEdit, ConflictError, ReadOnlyError, parse_client, parse_edits
+from poselab.labeler.store import ConflictError, ReadOnlyError
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 8 * 1024 * 1024

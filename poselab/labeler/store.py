@@ -17,7 +17,7 @@ conform_labels, write_labels). This module adds what a long labeling session nee
   in `labeled-data/<stem>/.poselab-notvisible.json`; an entry counts only while the point is
   NaN, so a label written by another tool always wins over a stale flag.
 
-Extending: a new kind of edit value is parsed in `parse_edits` and applied in
+Extending: a new kind of edit value is parsed in edits.parse_edits and applied in
 `FolderStore._apply_one`; anything it must persist goes into `_commit`'s list of moves.
 """
 
@@ -25,15 +25,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import re
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 
@@ -46,15 +43,12 @@ from poselab.io.labels import (
     read_machine_labels,
     write_labels,
 )
+from poselab.labeler.edits import Value, image_size
 
 NOTVISIBLE_NAME = ".poselab-notvisible.json"
 NOTVISIBLE_FORMAT = "poselab-notvisible/1"
 JOURNAL_NAME = ".poselab-commit.json"
 TMP_PREFIX = ".poselab-tmp-"
-# Coordinates beyond this are certainly a client bug, not a label.
-MAX_COORD = 1e6
-
-Value = tuple[float, float] | str | None  # (x, y) | "nv" (not visible) | None (missing)
 
 
 class ConflictError(PoselabError):
@@ -63,10 +57,6 @@ class ConflictError(PoselabError):
 
 class ReadOnlyError(PoselabError):
     """The folder's label file cannot be used (malformed, or bodyparts not in config)."""
-
-
-class BadEdit(PoselabError):
-    """An edit request names an unknown frame/bodypart or holds an invalid value."""
 
 
 @dataclass(frozen=True)
@@ -135,76 +125,6 @@ def recover(folder: Path) -> list[str]:
         if stray.name.startswith((TMP_PREFIX, "." + TMP_PREFIX)) and stray.is_file():
             stray.unlink(missing_ok=True)
     return done
-
-
-def parse_edits(payload: object, images: set[str], bodyparts: list[str],
-                size_of: Callable[[str], tuple[int, int] | None] | None = None) -> list[tuple]:
-    """Validate an edits request body: {"edits": [{"frame", "bodypart", "value"}, ...]}.
-
-    value is [x, y] (labeled), null (missing) or "nv" (not visible). With `size_of` (image ->
-    (width, height)), a point must lie on the image: pixel centres are at integers, so
-    -0.5 <= x <= width - 0.5 and -0.5 <= y <= height - 0.5.
-
-    Returns:
-        [(frame, bodypart, Value), ...] in request order.
-
-    Raises:
-        BadEdit: with a message naming the first problem (nothing is applied).
-    """
-    if not isinstance(payload, dict) or not isinstance(payload.get("edits"), list):
-        raise BadEdit('expected a JSON object {"edits": [...]}')
-    edits = payload["edits"]
-    if len(edits) > 100_000:
-        raise BadEdit("too many edits in one request")
-    known = set(bodyparts)
-    out = []
-    for i, e in enumerate(edits):
-        if not isinstance(e, dict):
-            raise BadEdit(f"edit {i}: expected an object with frame, bodypart, value")
-        frame, bodypart, value = e.get("frame"), e.get("bodypart"), e.get("value", "missing-key")
-        if not isinstance(frame, str) or frame not in images:
-            raise BadEdit(f"edit {i}: unknown frame {frame!r}")
-        if not isinstance(bodypart, str) or bodypart not in known:
-            raise BadEdit(f"edit {i}: unknown bodypart {bodypart!r}")
-        if value is None or value == "nv":
-            out.append((frame, bodypart, value))
-            continue
-        ok = (isinstance(value, list) and len(value) == 2
-              and all(type(v) in (int, float) and math.isfinite(v) and abs(v) < MAX_COORD
-                      for v in value))
-        if not ok:
-            raise BadEdit(f'edit {i}: value must be [x, y] (finite numbers), null or "nv"')
-        x, y = float(value[0]), float(value[1])
-        size = size_of(frame) if size_of is not None else None
-        if size is not None and not (-0.5 <= x <= size[0] - 0.5 and -0.5 <= y <= size[1] - 0.5):
-            raise BadEdit(f"edit {i}: ({x:g}, {y:g}) is outside the {size[0]}x{size[1]} image "
-                          f"{frame} (x in [-0.5, {size[0] - 0.5:g}], y in [-0.5, "
-                          f"{size[1] - 0.5:g}])")
-        out.append((frame, bodypart, (x, y)))
-    return out
-
-
-def parse_client(payload: dict) -> tuple[str | None, int | None]:
-    """The optional ("client", "seq") of an edits request: which page sent it, in what order."""
-    client, seq = payload.get("client"), payload.get("seq")
-    if client is None and seq is None:
-        return None, None
-    if not (isinstance(client, str) and 0 < len(client) <= 64 and type(seq) is int and seq >= 0):
-        raise BadEdit('"client" must be a short string and "seq" a non-negative integer')
-    return client, seq
-
-
-def image_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) of an image file, from the PNG header when it is one; None if unreadable."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(24)
-        if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
-            return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
-        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        return None if img is None else (img.shape[1], img.shape[0])
-    except OSError:
-        return None
 
 
 class FolderStore:

@@ -12,13 +12,12 @@ import pandas as pd
 import pytest
 
 from poselab.io.labels import empty_labels, read_labels, write_labels
+from poselab.labeler.edits import BadEdit, parse_edits
 from poselab.labeler.store import (
     JOURNAL_NAME,
     NOTVISIBLE_NAME,
-    BadEdit,
     ConflictError,
     FolderStore,
-    parse_edits,
     recover,
 )
 
