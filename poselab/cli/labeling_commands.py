@@ -54,16 +54,18 @@ def label_cmd(
     host: str = typer.Option("127.0.0.1", "--host",
                              help="Bind address. Anything but loopback requires the printed "
                                   "token URL; for remote use prefer the SSH tunnel."),
-    port: int = typer.Option(None, "--port", help="Port (default: 8765, or a free one when "
-                             "it is taken)."),
+    port: int = typer.Option(None, "--port", help="Port, 0-65535 (default: 8765, or a free "
+                             "one when it is taken; 0: any free port)."),
     no_browser: bool = typer.Option(False, "--no-browser", help="Do not open a browser."),
 ) -> None:
     """Label frames in the browser (serves a local page).
 
     Prints the page's URL and serves it until Ctrl+C. Every edit is saved within a
-    second to labeled-data/<stem>/CollectedData_<scorer>.h5 and .csv. On a remote
-    machine, run the printed `ssh -N -L ...` command on your computer and open the
-    URL there.
+    second to labeled-data/<stem>/CollectedData_<scorer>.h5 and .csv. The page also
+    opens the project's videos: step through one and add frames to label. On a
+    remote machine, run the printed `ssh -N -L ...` command on your computer and
+    open the URL there. One labeler per project: a second one stops with an error
+    naming the first one's URL.
 
     Examples:
       poselab label config.yaml
