@@ -165,7 +165,23 @@ def test_trails_from_the_analysis_file_in_the_video_and_when_correcting(tmp_path
     assert s["predictions"]["snout"] == [20 + 3 - CROP[0], 24 - CROP[2], 0.9]
     lp.page.mouse.move(3, 3)
     lp.page.screenshot(path=str(tmp_path / "trails.png"))
+    lp.painted()
+    lp.page.wait_for_timeout(300)  # the place is written a moment after the last change
+    lp.page.reload()  # the place in the video is kept too
+    s = lp.wait("s => s.video && s.painted", 10)
+    assert s["video"]["index"] == 3 and s["folder"] == "clip"
     assert lp.errors == []
+
+
+def test_a_project_with_videos_but_no_labeled_data_yet_opens(tmp_path: Path):
+    config, _ = _video_project(tmp_path / "p")
+    shutil.rmtree(tmp_path / "p" / "labeled-data")
+    c = TestClient(create_app(config), base_url="http://127.0.0.1")
+    info = c.get("/api/project").json()
+    assert info["folders"] == [] and info["initial_folder"] is None
+    assert [v["name"] for v in info["videos"]] == ["clip.avi"]
+    assert c.post("/api/videos/0/frames/5/add", json={}).json()["folder"] == "clip"
+    assert c.get("/api/folders/clip").json()["images"] == ["img05.png"]
 
 
 @pytest.mark.browser
