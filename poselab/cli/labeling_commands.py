@@ -61,11 +61,11 @@ def label_cmd(
     """Label frames in the browser (serves a local page).
 
     Prints the page's URL and serves it until Ctrl+C. Every edit is saved within a
-    second to labeled-data/<stem>/CollectedData_<scorer>.h5 and .csv. The page also
-    opens the project's videos: step through one and add frames to label. On a
-    remote machine, run the printed `ssh -N -L ...` command on your computer and
-    open the URL there. One labeler per project: a second one stops with an error
-    naming the first one's URL.
+    second to labeled-data/<stem>/CollectedData_<scorer>.h5 and .csv. The page
+    also opens the project's videos: step through one and add frames to label.
+    On a remote machine, run the printed `ssh -N -L ...` command on your computer
+    and open the URL there. One labeler per project: a second one stops with an
+    error naming the first one's URL.
 
     Examples:
       poselab label config.yaml
