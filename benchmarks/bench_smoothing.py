@@ -9,7 +9,8 @@ video, and these are scored against its ground truth in every frame, side by sid
 
 - raw single model (member 0), its median (window 5) and Savitzky-Golay (window 7, order 3)
   filters from poselab.analysis.postprocess (pcutoff 0: they see every point, as the others),
-- Kalman (constant velocity + RTS smoother, poselab.analysis.smoothing) on member 0,
+- Kalman (constant velocity + RTS smoother, poselab.analysis.smoothing) on member 0, with
+  and without its outlier re-weighting (--iterations 0),
 - the ensemble mean (poselab.analysis.ensemble), Kalman on the ensemble (variance sidecar),
 - the ensemble-kalman-smoother package (EKS) on the members, when `--eks-python` names a
   Python that has it (it pins jax and opencv-contrib, so it lives in its own venv).
@@ -156,6 +157,8 @@ def compare(member_h5: list[Path], truth_df: pd.DataFrame, out: Path, eks_python
     single = smooth_predictions(member_h5[0], dest=out / "kalman-single")
     timing["kalman_single_s"] = time.monotonic() - start
     tracks["Kalman, single model"] = predictions_arrays(read_predictions(single))[0]
+    plain = smooth_predictions(member_h5[0], dest=out / "kalman-plain", iterations=0)
+    tracks["Kalman, single, no re-weighting"] = predictions_arrays(read_predictions(plain))[0]
     if len(member_h5) > 1:
         ens_h5, _ = combine_prediction_files(member_h5, out / "ensemble" / "test-mouse_ens.h5")
         tracks[f"ensemble mean ({len(member_h5)})"] = predictions_arrays(
@@ -199,7 +202,7 @@ def plot(results: dict, tracks: dict, truth: np.ndarray, path: Path, openfield: 
     ax.plot(t, truth[lo:hi, 0, 0], "k-", lw=2.5, alpha=0.35, label="ground truth")
     ax.plot(t, tracks[names[0]][lo:hi, 0, 0], ".", ms=4, label=names[0])
     for n in names:
-        if n.startswith("Kalman") or n.startswith("EKS"):
+        if n.startswith(("Kalman, single model", "Kalman, ensemble", "EKS")):
             ax.plot(t, tracks[n][lo:hi, 0, 0], "-", lw=1.2, label=n)
     ax.set_xlabel("frame")
     ax.set_ylabel("snout x (px)")

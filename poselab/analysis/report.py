@@ -330,6 +330,8 @@ def write_report(
         raise PoselabError(f"--jump-px must be positive, got {jump_px}")
     cutoff, skeleton, meta = _settings(path, config, pcutoff)
     xy, likelihood, bodyparts = predictions_arrays(df)
+    if not len(xy):
+        raise PoselabError(f"{path}: no frames to report on")
     summary = quality_summary(xy, likelihood, bodyparts, cutoff, jump_px, skeleton)
     thumbs = []
     if video is not None:

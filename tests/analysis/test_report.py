@@ -158,7 +158,6 @@ def test_report_renders_offline_and_matches_the_h5(browser, project: dict):
 
 
 @pytest.mark.browser
-@pytest.mark.slow
 def test_one_hour_report_is_small_and_renders(browser, tmp_path: Path):
     """108,000 frames x 17 keypoints (a one-hour video at 30 frames/s); load time is measured
     in benchmarks/bench_report.py, not asserted here."""
@@ -220,22 +219,31 @@ def test_cli_report_and_bad_input(tmp_path: Path, project: dict):
     assert not (tmp_path / "bad").exists() or not list((tmp_path / "bad").iterdir())
 
 
-@pytest.mark.slow
-def test_analyze_report_writes_one_per_video(tmp_path: Path):
-    from poselab.demo import make_synthetic_project
-    from poselab.pose.train_config import TrainConfig
-    from poselab.pose.training import train
+def test_analyze_report_writes_one_per_video(tmp_path: Path, project: dict, monkeypatch):
+    """`analyze --report` wiring: the model and its pass over the video are stand-ins (the
+    analysis itself is tested in test_analyze.py); the report must come from the run's
+    pcutoff and skeleton and draw the video's worst frames."""
+    import poselab.analysis.analyze as analyze
 
-    config, video, _ = make_synthetic_project(tmp_path, "rep", n_frames=24, seed=1,
-                                              label_every=4)
-    cfg = TrainConfig(backbone="resnet18", weights="none", epochs=1, batch_size=4, workers=0,
-                      head_width=16, precision="fp32", train_fraction=0.75, eval_train=False,
-                      augment={"crop_size": None, "affine_prob": 0.0})
-    run = train(config, cfg, name="tiny", progress=False)
-    out = runner.invoke(app, ["analyze", str(run), str(video), "--dest", str(tmp_path / "out"),
-                              "--report", "--device", "cpu"])
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.yaml").write_text("model: {backbone_name: fake}\nbodyparts: [snout]\n"
+                                  "pcutoff: 0.7\nskeleton:\n- [snout, tailbase]\n")
+
+    def fake_analysis(predictor, video, dest=None, *args, **kwargs):
+        h5, meta = analyze.output_paths(video, "poselab_fake_run", dest)
+        h5.parent.mkdir(parents=True, exist_ok=True)
+        h5.write_bytes(project["h5"].read_bytes())
+        meta.write_text(json.dumps({"run": str(run), "fps": 30.0}))
+        return h5
+
+    monkeypatch.setattr(analyze.Predictor, "from_dir", lambda *args, **kwargs: object())
+    monkeypatch.setattr(analyze, "analyze_video", fake_analysis)
+    out = runner.invoke(app, ["analyze", str(run), str(project["video"]), "--dest",
+                              str(tmp_path / "out"), "--report"])
     assert out.exit_code == 0, out.output
-    (h5,) = (tmp_path / "out").glob("*.h5")
-    html = h5.with_name(f"{h5.stem}_report.html").read_text(encoding="utf-8")
-    assert "<figure>" in html or "No frame has an unsure point" in html  # the video was used
-    assert '"frames": 24' in html
+    html = (tmp_path / "out" / "mouseposelab_fake_run_report.html").read_text(encoding="utf-8")
+    data = json.loads(html.split('id="poselab-report">')[1].split("</script>")[0])
+    assert data["pcutoff"] == 0.7 and data["frames"] == 60
+    assert [(s["a"], s["b"]) for s in data["segments"]] == [("snout", "tailbase")]
+    assert html.count("<figure>") >= 1  # the video's worst frames
