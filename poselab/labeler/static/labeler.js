@@ -210,7 +210,7 @@ class App {
       suggestions: data.suggestions || [],
       video: data.video,
     };
-    if (changed) this.group = false;
+    if (changed) [this.group, this.chosen] = [false, false]; // choices were for that folder
     const notices = [...(this.project.notices || []), ...data.notices];
     if (data.error) notices.unshift(data.error);
     if (preds) notices.push(preds.error || `showing predictions of ${preds.file} (hollow markers)`);
