@@ -11,9 +11,8 @@ id="poselab-report">`), the same dict `quality_summary` returns.
 
 Definitions (also printed on the page):
 - unsure: likelihood below pcutoff, or missing (NaN);
-- jump: a move longer than `jump_px` between consecutive frames where both points are sure
-  (unsure points are counted as unsure already; a sure point that jumps is the dangerous
-  error: nothing else flags it);
+- jump: a move longer than `jump_px` between consecutive frames (both positions present,
+  whatever their likelihood: the criterion of `extract-outliers`);
 - stretch: a skeleton segment, both ends sure, longer or shorter than its median length by
   more than half of it (anatomy does not stretch that much: one end is on the wrong spot);
 - verdict: "good" when unsure <= 5% of frames, jumps <= 0.5% and stretch <= 2% for every
@@ -91,7 +90,7 @@ def quality_summary(xy: np.ndarray, likelihood: np.ndarray, bodyparts: list[str]
     sure = likelihood >= pcutoff  # NaN compares False: missing is unsure
     step = np.linalg.norm(np.diff(xy, axis=0), axis=-1)  # (N-1, K)
     jump = np.zeros((n, k), bool)
-    jump[1:] = (step > jump_px) & sure[1:] & sure[:-1]
+    jump[1:] = step > jump_px  # NaN compares False: a missing point does not jump
     index = {b: i for i, b in enumerate(bodyparts)}
     segments, stretch_of = [], dict.fromkeys(bodyparts, 0.0)
     for a, b in skeleton or []:
@@ -142,7 +141,7 @@ def worst_frames(sure: np.ndarray, jump: np.ndarray, likelihood: np.ndarray, n: 
     """
     if separation is None:
         separation = max(1, min(30, len(sure) // (2 * n)))
-    # A sure point that jumps is the error nothing else flags: it weighs double.
+    # A jump weighs double: a sure point that jumps is the error nothing else flags.
     bad = (~sure).sum(axis=1) + 2 * jump.sum(axis=1)  # (N,)
     with np.errstate(invalid="ignore"):
         mean_lik = np.nan_to_num(np.nanmean(np.where(np.isfinite(likelihood), likelihood, 0),
