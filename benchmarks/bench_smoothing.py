@@ -223,6 +223,26 @@ def plot(results: dict, tracks: dict, truth: np.ndarray, path: Path, openfield: 
     plt.close(fig)
 
 
+def hour_timing(out: Path) -> dict:
+    """Seconds `smooth_predictions` takes on 108,000 frames x 17 keypoints (one hour)."""
+    from poselab.analysis.smoothing import smooth_predictions
+    from poselab.io.predictions import predictions_frame
+
+    rng = np.random.default_rng(0)
+    n, k = 108_000, 17
+    xy = 320 + np.cumsum(rng.normal(scale=0.3, size=(n, k, 2)), axis=0)
+    xy += rng.normal(scale=1.5, size=xy.shape)
+    lik = rng.beta(8, 1, size=(n, k))
+    (h5,) = write_predictions(predictions_frame(xy, lik, [f"p{i}" for i in range(k)], "s"),
+                              out / "hour" / "hour.h5")
+    timing = {}
+    for iterations in (0, 2):
+        start = time.monotonic()
+        smooth_predictions(h5, iterations=iterations)
+        timing[f"iterations_{iterations}_s"] = round(time.monotonic() - start, 1)
+    return timing
+
+
 def openfield_part(data: Path, out: Path, minutes: float, prepare_only: bool) -> dict | None:
     project = out / "openfield"
     if not (project / "config.yaml").is_file():
@@ -264,6 +284,7 @@ def main() -> None:
     parser.add_argument("--openfield", type=Path, default=OPENFIELD)
     parser.add_argument("--openfield-minutes", type=float, default=5.0)
     parser.add_argument("--no-openfield", action="store_true")
+    parser.add_argument("--no-hour", action="store_true", help="skip timing a one-hour file")
     parser.add_argument("--prepare-only", action="store_true",
                         help="train and analyze, then stop")
     parser.add_argument("--plot", type=Path, default=ROOT / "benchmarks" / "smoothing.png")
@@ -285,6 +306,8 @@ def main() -> None:
     if args.prepare_only:
         return
     results, tracks, timing = compare(members, truth_df, args.out, args.eks_python)
+    if not args.no_hour:
+        timing["one_hour_108000x17"] = hour_timing(args.out)
     truth = predictions_arrays(truth_df)[0]
     print(f"\n{len(truth)} test frames x {truth.shape[1]} keypoints, {args.members} members "
           f"(epochs {epochs}, training minutes {train_minutes})")
