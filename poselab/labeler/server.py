@@ -166,9 +166,10 @@ def create_app(config: str | os.PathLike, folder: str | None = None,
         def run() -> dict:
             from poselab.io.frames import extract_frames
 
-            with video.lock, store.lock:
+            with video.lock:  # it writes images only: saves of the folder go on meanwhile
                 extract_frames(labeler.project.config_path, [video.video.key], n, str(method),
                                progress=False)
+            with store.lock:
                 store.refresh_images()
                 return labeler.folder_json(store)
 
