@@ -1,6 +1,6 @@
 """The package's layers stay true: every import inside poselab points down (or sideways).
 
-Layers, bottom up: errors < io < viz < pose < analysis, mnist < labeler/app, live < demo <
+Layers, bottom up: errors, validate < io < viz < pose < analysis, mnist < labeler/app, live < demo <
 cli. Function-level (lazy) imports count as well: a lazy import that points up is still a
 dependency that points up.
 """
@@ -17,6 +17,7 @@ PACKAGE = Path(poselab.__file__).parent
 # first component under poselab -> rank; equal ranks may import each other
 LAYERS = {
     "errors": 0,
+    "validate": 0,
     "io": 1,
     "viz": 2,
     "pose": 3,

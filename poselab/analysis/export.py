@@ -215,7 +215,7 @@ def export_model(
     run: str | os.PathLike,
     fmt: str = "torchscript",
     dest: str | os.PathLike | None = None,
-    which: str = "best",
+    which: str = "auto",
 ) -> list[Path]:
     """Export a run's network and its pre/post-processing recipe.
 
@@ -224,7 +224,7 @@ def export_model(
         fmt: "torchscript" (model.pt) or "onnx" (model.onnx, opset 18; needs the onnx,
             onnxscript and onnxruntime packages).
         dest: folder that receives export/ (default: the run dir).
-        which: checkpoint "best" or "last".
+        which: checkpoint "auto" (best on validation, else the final one), "best" or "last".
 
     Returns:
         [model file, preprocessing.json], both in <dest or run>/export/.
@@ -238,8 +238,8 @@ def export_model(
     fmt = fmt.lower()
     if fmt not in FORMATS:
         raise PoselabError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
-    if which not in ("best", "last"):
-        raise PoselabError(f"unknown checkpoint {which!r}; choose best or last")
+    if which not in ("auto", "best", "last"):
+        raise PoselabError(f"--which {which!r}: choose one of auto, best, last")
     run = Path(run)
     if fmt == "onnx":
         _require("onnx", "onnxscript", "onnxruntime")  # before the (slower) model load

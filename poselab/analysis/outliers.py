@@ -38,7 +38,7 @@ from poselab.io.labels import COLUMN_NAMES, H5_KEY, read_machine_labels
 from poselab.io.predictions import predictions_arrays, read_predictions
 from poselab.io.project import open_project
 from poselab.io.suggestions import write_suggestions
-from poselab.io.video import VideoReader
+from poselab.io.video import VideoReader, check_prediction_rows
 
 
 @dataclass
@@ -145,10 +145,9 @@ def extract_outliers(
     existing = {int(m.group(1)): m.group(1) for p in _listdir(folder)
                 if (m := FRAME_NAME.fullmatch(p))}
     with VideoReader(entry.path, entry.crop) as reader:
-        # The declared count is trusted when it agrees; otherwise decode to the true count.
-        if len(df) != reader.n_frames and len(df) != reader.count_frames():
-            raise PoselabError(f"{predictions}: {len(df)} rows but {entry.path} has "
-                               f"{reader.count_known} frames; wrong predictions file?")
+        true_count = check_prediction_rows(reader, len(df), predictions)
+        # Rows past an early end are frames that never decoded: nothing there to label.
+        found = found[found < true_count] if true_count is not None else found
         candidates = np.setdiff1d(found, [*existing, *reader.decode_errors])
         result.messages.append(f"{entry.stem}: {len(found)} candidate frames "
                                f"({', '.join(criteria)}), {len(found) - len(candidates)} "

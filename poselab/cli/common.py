@@ -13,7 +13,8 @@ ConfigArg = typer.Argument(..., help="The project's config.yaml (or its folder).
                            show_default=False)
 RunArg = typer.Argument(..., help="A run dir (models/<run>).", show_default=False)
 DeviceOpt = typer.Option("auto", help="auto, cpu, cuda or mps.")
-CheckpointOpt = typer.Option("best", "--which", help="Checkpoint: best or last.")
+CheckpointOpt = typer.Option("auto", "--which", help="Checkpoint: auto (best on the validation "
+                             "split when the run has one, else the final one), best or last.")
 
 
 def _split_list(value: str | None) -> list[str] | None:

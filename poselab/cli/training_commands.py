@@ -30,6 +30,12 @@ def train_cmd(
                                          help="Fraction of the labeled frames to train on; "
                                          "the rest is the test split (default: the preset's, "
                                          "else config.yaml's TrainingFraction)."),
+    val_fraction: float = typer.Option(None, "--val-fraction",
+                                       help="Fraction of the labeled frames held out of "
+                                       "training to choose the best checkpoint (best.pt); "
+                                       "the test split stays the same. Without it the final "
+                                       "checkpoint is the model (default: the preset's, else "
+                                       "0)."),
     seed: int = typer.Option(None, help="Seed of the split and augmentation (default: the "
                              "preset's, else 0)."),
     max_minutes: float = typer.Option(None, "--max-minutes",
@@ -47,12 +53,15 @@ def train_cmd(
 
     Options apply in this order: built-in defaults, --preset, the flags, --set.
     The run folder models/<run>/ gets the resolved options (run.yaml), the split,
-    checkpoints (last.pt, best.pt), metrics.csv and a learning curve. After Ctrl+C
-    or --max-minutes, --resume continues from the last finished epoch.
+    checkpoints (last.pt; best.pt, chosen on the validation split, with
+    --val-fraction), metrics.csv and a learning curve. The test split never chooses
+    anything. After Ctrl+C or --max-minutes, --resume continues from the last
+    finished epoch.
 
     Examples:
       poselab train config.yaml
       poselab train config.yaml --preset fast_lite0 --max-minutes 30
+      poselab train config.yaml --train-fraction 0.5 --val-fraction 0.1
       poselab train config.yaml --backbone resnet18 --epochs 100 --set lr=1e-3
       poselab train config.yaml --resume resnet50-20261126-101500 --epochs 300
       torchrun --nproc_per_node 4 -m poselab train config.yaml --device cuda
@@ -61,7 +70,8 @@ def train_cmd(
     from poselab.pose.training import train
 
     flags = {"backbone": backbone, "weights": weights, "batch_size": batch_size,
-             "device": device, "train_fraction": train_fraction, "seed": seed}
+             "device": device, "train_fraction": train_fraction, "val_fraction": val_fraction,
+             "seed": seed}
     if resume and (preset or assignments or any(v is not None for v in flags.values())):
         raise PoselabError("--resume continues a run with its own options; only --epochs and "
                            "--max-minutes may change")
@@ -80,8 +90,10 @@ def evaluate_cmd(
 ) -> None:
     """Pixel errors and PCK of a trained run, per bodypart.
 
-    Reports for the train and test splits the mean pixel error and RMSE (also over
-    keypoints above pcutoff), PCK@5px and a per-bodypart table; writes them to
+    Reports for the train, validation (if any) and test splits the mean pixel error
+    and RMSE (also over keypoints above pcutoff), PCK@5px, missing predictions and a
+    per-bodypart table, for the model the run's rule selects (best on validation,
+    else the final checkpoint; it says which); writes them to
     <run>/evaluation/metrics.json.
 
     Examples:

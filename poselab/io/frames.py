@@ -37,6 +37,7 @@ import numpy as np
 from tqdm import tqdm
 
 from poselab.errors import PoselabError
+from poselab.io.fileio import atomic_write
 from poselab.io.project import Project, Video, open_project
 from poselab.io.video import VideoReader, parse_crop
 
@@ -276,9 +277,4 @@ def _write_png(path: Path, frame: np.ndarray) -> None:
     ok, data = cv2.imencode(".png", frame)
     if not ok:
         raise PoselabError(f"{path}: could not encode the frame as PNG")
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(data.tobytes())
-        os.replace(tmp, path)  # readers never see a partial image
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda tmp: tmp.write_bytes(data.tobytes()))  # never a partial image

@@ -15,6 +15,7 @@ leaves either the old or the new file, never a torn one.
 from __future__ import annotations
 
 import csv
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,8 @@ import pandas as pd
 
 from poselab.errors import LabelFileError
 from poselab.io.fileio import atomic_write
+
+log = logging.getLogger(__name__)
 
 COLUMN_NAMES = ["scorer", "bodyparts", "coords"]
 H5_KEY = "df_with_missing"
@@ -273,16 +276,55 @@ def find_label_file(folder: Path, scorer: str) -> Path | None:
     return None
 
 
+def _other_label_files(folder: Path, scorer: str) -> list[Path]:
+    """CollectedData_<another scorer> files of a folder (one per scorer, .h5 preferred)."""
+    found: dict[str, Path] = {}
+    for p in sorted(folder.glob("CollectedData_*")):
+        name = p.stem.removeprefix("CollectedData_")
+        if p.suffix in (".h5", ".csv") and name != scorer and (name not in found
+                                                                 or p.suffix == ".h5"):
+            found[name] = p
+    return list(found.values())
+
+
+def _as_scorer(df: pd.DataFrame, scorer: str, path: Path) -> pd.DataFrame:
+    """The table under the config's scorer name; a file that used another one is said."""
+    have = str(df.columns.get_level_values("scorer")[0]) if len(df.columns) else scorer
+    if have != scorer:
+        log.warning("%s: labels by scorer %r, config.yaml's scorer is %r; used as %r's",
+                    path, have, scorer, scorer)
+        df = df.copy()
+        df.columns = df.columns.set_levels([scorer], level="scorer")
+    return df
+
+
 def load_project_labels(project) -> pd.DataFrame:
-    """All folders' labels of a project, conformed to its bodyparts, in one table."""
+    """All folders' labels of a project, conformed to its bodyparts, in one table.
+
+    Each file is read under its own scorer and renamed to config.yaml's, so a file whose
+    scorer differs (another person, another capitalisation) is merged by (folder, image),
+    with a warning naming it, instead of becoming NaN columns that training would ignore.
+    A folder with no CollectedData_<config scorer> file but one of another scorer uses it
+    (with a warning); several of them are merged, the config scorer's file first.
+    """
     tables = []
     for folder in project.labeled_folders():
         path = find_label_file(folder, project.scorer)
-        if path is not None:
-            tables.append(conform_labels(read_labels(path), project.bodyparts, path))
+        paths = [path] if path is not None else []
+        others = _other_label_files(folder, project.scorer)
+        if path is None and others:
+            log.warning("%s: no CollectedData_%s file; using %s", folder, project.scorer,
+                        ", ".join(p.name for p in others))
+            paths = others
+        for p in paths:
+            df = conform_labels(read_labels(p), project.bodyparts, p)
+            tables.append(_as_scorer(df, project.scorer, p))
     if not tables:
         return empty_labels(project.scorer, project.bodyparts, "", [])
-    return pd.concat(tables)
+    merged = pd.concat(tables)
+    if merged.index.has_duplicates:  # an image in two files: the first file wins where both
+        merged = merged.groupby(level=[0, 1, 2], sort=False).first()  # have a label
+    return merged
 
 
 def load_labeled_frames(project) -> LabeledFrames:

@@ -26,7 +26,6 @@ and add a test in tests/io/test_synthetic.py that the drawn feature sits on the 
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from poselab.errors import PoselabError
+from poselab.io.fileio import atomic_write
 from poselab.io.predictions import predictions_frame
 
 SYNTHETIC_BODYPARTS = ["snout", "leftear", "rightear", "tailbase"]
@@ -347,18 +347,17 @@ def make_synthetic_video(
     if n_frames < 1:
         raise PoselabError(f"{path}: n_frames must be at least 1, got {n_frames}")
     scene = make_scene(n_frames, size, seed, disturb)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*codec), float(fps), scene.size)
-    try:
-        if not writer.isOpened():
-            raise PoselabError(f"{path}: cv2.VideoWriter cannot open a {codec} writer")
-        for i in range(n_frames):
-            writer.write(render_frame(scene, i))
-        writer.release()
-        os.replace(tmp, path)
-    finally:
-        writer.release()
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    def write(tmp: Path) -> None:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*codec), float(fps),
+                                 scene.size)
+        try:
+            if not writer.isOpened():
+                raise PoselabError(f"{path}: cv2.VideoWriter cannot open a {codec} writer")
+            for i in range(n_frames):
+                writer.write(render_frame(scene, i))
+        finally:
+            writer.release()
+
+    atomic_write(path, write)
     return keypoints_to_frame(scene.keypoints)

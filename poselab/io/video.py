@@ -357,3 +357,32 @@ class VideoReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def check_prediction_rows(reader: VideoReader, n_rows: int, predictions: str | os.PathLike
+                          ) -> int | None:
+    """The one frame-count contract between a video and its predictions table.
+
+    Analysis writes one row per frame, as many rows as the container declares or as really
+    decode, whichever is larger; frames that could not be decoded (damaged, or past the end
+    of a video that ends early) have NaN rows. Every command that reads predictions beside
+    a video (labeled-video, extract-outliers, ...) accepts exactly those tables:
+    n_rows == the declared count, or == the true count (decoded to the end once, only when
+    the declared count disagrees).
+
+    Returns:
+        The true frame count when it had to be counted, else None (not known yet).
+
+    Raises:
+        PoselabError: a table of another length (made from another video).
+    """
+    from poselab.errors import PoselabError
+
+    if n_rows == reader.n_frames:
+        return reader.count_known
+    true = reader.count_frames()
+    if n_rows != true:
+        raise PoselabError(f"{predictions}: {n_rows} prediction rows but {reader.path} has "
+                           f"{true} decodable frames (its container declares "
+                           f"{reader.n_frames}); were they made from this video?")
+    return true

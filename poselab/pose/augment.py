@@ -38,6 +38,7 @@ import cv2
 import numpy as np
 
 from poselab.errors import ConfigError
+from poselab.validate import check_options
 
 # Luma weights (ITU-R BT.601), the gray used by contrast and saturation jitter.
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -128,15 +129,9 @@ class AugmentConfig:
         Raises:
             ConfigError: an unknown key or an invalid value.
         """
-        d = dict(d or {})
-        names = [f.name for f in fields(cls)]
-        for key in d:
-            if key not in names:
-                near = difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)
-                hint = f" (did you mean '{near[0]}'?)" if near else ""
-                raise ConfigError(f"{source}: unknown augmentation key '{key}'{hint}")
+        options = check_options(cls, dict(d or {}), source, "augmentation key")
         try:
-            return cls(**d)
+            return cls(**options)
         except (TypeError, ValueError, IndexError) as exc:
             raise ConfigError(f"{source}: invalid augmentation value ({exc})") from exc
 

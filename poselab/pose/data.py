@@ -29,7 +29,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from poselab.errors import PoselabError
+from poselab.io.fileio import atomic_write_text
 from poselab.io.labels import LabeledFrames
 from poselab.pose.augment import (
     AugmentConfig,
@@ -58,6 +59,18 @@ MULTIPLE = 32  # the largest backbone stride: inputs are padded to a multiple of
 
 
 # ----------------------------------------------------------------------------- split
+class Split(NamedTuple):
+    """Indices into the labeled frames, each sorted; the three lists are disjoint.
+
+    `val` chooses (the best checkpoint, a calibration), `test` only grades: nothing is ever
+    chosen on it. `val` is empty when the run has no validation split.
+    """
+
+    train: list[int]
+    val: list[int]
+    test: list[int]
+
+
 def split_indices(n: int, train_fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Seeded train/test split of range(n); both sorted, disjoint, covering, non-empty.
 
@@ -76,6 +89,33 @@ def split_indices(n: int, train_fraction: float, seed: int) -> tuple[list[int], 
     return sorted(int(i) for i in perm[:n_train]), sorted(int(i) for i in perm[n_train:])
 
 
+def make_split(n: int, train_fraction: float, seed: int, val_fraction: float = 0.0) -> Split:
+    """Seeded train/validation/test split of range(n).
+
+    The test set is exactly `split_indices(n, train_fraction, seed)`'s, so adding a
+    validation split never changes which frames grade a model; the validation frames,
+    round(n * val_fraction) of them (at least 1), are drawn from the training part with
+    their own seeded permutation.
+
+    Raises:
+        PoselabError: as `split_indices`, or a validation split that leaves no frame to train.
+    """
+    train, test = split_indices(n, train_fraction, seed)
+    if not 0.0 <= val_fraction < 1.0:
+        raise PoselabError(f"validation fraction must be in [0, 1), got {val_fraction}")
+    if val_fraction == 0.0:
+        return Split(train, [], test)
+    n_val = max(round(n * val_fraction), 1)
+    if n_val >= len(train):
+        raise PoselabError(
+            f"validation fraction {val_fraction} takes {n_val} of the {len(train)} training "
+            f"frames ({n} labeled, train fraction {train_fraction}); lower it or label more"
+        )
+    order = np.random.default_rng([seed, 1]).permutation(train)
+    val = sorted(int(i) for i in order[:n_val])
+    return Split(sorted(set(train) - set(val)), val, test)
+
+
 def image_key(path: str | os.PathLike) -> str:
     """The project-relative name of a labeled image: 'labeled-data/<video stem>/imgNNNN.png'."""
     return "/".join(Path(path).parts[-3:])
@@ -83,30 +123,29 @@ def image_key(path: str | os.PathLike) -> str:
 
 def write_split(
     path: str | os.PathLike,
-    train: list[int],
-    test: list[int],
+    split: Split,
     frames: LabeledFrames,
     seed: int,
     train_fraction: float,
+    val_fraction: float = 0.0,
 ) -> Path:
     """Write a split as readable JSON naming images by project-relative path (survives moves)."""
-    path = Path(path)
     doc = {
         "seed": seed,
         "train_fraction": train_fraction,
-        "train": [image_key(frames.paths[i]) for i in train],
-        "test": [image_key(frames.paths[i]) for i in test],
+        "val_fraction": val_fraction,
+        "train": [image_key(frames.paths[i]) for i in split.train],
+        "val": [image_key(frames.paths[i]) for i in split.val],
+        "test": [image_key(frames.paths[i]) for i in split.test],
     }
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, json.dumps(doc, indent=1) + "\n")
 
 
-def read_split(path: str | os.PathLike, frames: LabeledFrames) -> tuple[list[int], list[int]]:
+def read_split(path: str | os.PathLike, frames: LabeledFrames) -> Split:
     """Map a split file back to sorted indices of `frames` by image path.
 
-    Frames labeled after the split was written are in neither list.
+    Frames labeled after the split was written are in no list. Split files written before
+    validation splits existed have no "val": it is empty.
 
     Raises:
         PoselabError: unreadable file, or an image of the split missing from the labels.
@@ -114,20 +153,21 @@ def read_split(path: str | os.PathLike, frames: LabeledFrames) -> tuple[list[int
     path = Path(path)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-        names = {"train": list(doc["train"]), "test": list(doc["test"])}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        names = {"train": list(doc["train"]), "val": list(doc.get("val") or []),
+                 "test": list(doc["test"])}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise PoselabError(f"{path}: not a readable split file ({exc})") from exc
     index = {image_key(p): i for i, p in enumerate(frames.paths)}
-    out = []
-    for part in ("train", "test"):
-        missing = [n for n in names[part] if n not in index]
+    out = {}
+    for part, listed in names.items():
+        missing = [n for n in listed if n not in index]
         if missing:
             raise PoselabError(
                 f"{path}: {part} image {missing[0]} is not in the labeled frames"
                 + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
             )
-        out.append(sorted(index[n] for n in names[part]))
-    return out[0], out[1]
+        out[part] = sorted(index[n] for n in listed)
+    return Split(out["train"], out["val"], out["test"])
 
 
 # ----------------------------------------------------------------------------- preprocessing

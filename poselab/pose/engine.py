@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 import os
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from poselab.errors import PoselabError
+from poselab.io.fileio import atomic_write
 
 LossFn = Callable[[nn.Module, Any], tuple[torch.Tensor, dict[str, float]]]
 MetricFn = Callable[[nn.Module, Any], dict[str, torch.Tensor]]
@@ -268,18 +268,14 @@ def save_checkpoint(path: str | os.PathLike, **data: Any) -> Path:
     _check_plain(data, "checkpoint")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # A unique name beside the target (same filesystem, so os.replace is atomic); opened with
-    # "xb" rather than mkstemp so the file gets the usual umask permissions, not 0600.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as f:
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
             torch.save(data, f)
             f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+            os.fsync(f.fileno())  # a checkpoint is worth the sync: hours of training
+
+    atomic_write(path, write)
     return path
 
 

@@ -1,4 +1,4 @@
-"""Evaluate a pose model on its train/test split: pixel errors, tables, GT-vs-prediction images.
+"""Evaluate a pose model on its train/validation/test splits: errors, tables, images.
 
 Training calls `evaluate_split` after epochs and `poselab evaluate RUN` calls it afterwards:
 one code path, so in-training and post-hoc figures agree (DeepLabCut's disagree). Images go
@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from poselab.errors import PoselabError
+from poselab.io.fileio import atomic_write_text
 from poselab.pose.data import PoseDataset, pad_collate, read_split, to_frame_pixels
 from poselab.pose.engine import evaluate as run_eval
 from poselab.pose.engine import resolve_device
@@ -70,55 +72,90 @@ def evaluate_split(model, loader, codec, device, dtype, pcutoff: float, bodypart
     return metrics, pred
 
 
-def evaluate(
-    run: str | os.PathLike, plot: bool = False, device: str = "auto", which: str = "best",
-) -> dict:
-    """Evaluate a trained run on its own train and test splits.
+def _project_of(run: Path, info: dict):
+    """The project that contains the run (models/<run> is two levels below config.yaml).
 
-    Writes `evaluation/metrics.json` (and with `plot`, `evaluation/<split>/*.png` images of
-    ground truth (filled) vs prediction (ring) and `evaluation/calibration.png`).
+    The path recorded at training time is only a fallback: a copied or moved project must be
+    graded against its own labels, not the original's. Returns (project, note or None).
+    """
+    from poselab.io.project import open_project
+
+    recorded = Path(str(info.get("project_config", "")))
+    own = run.resolve().parents[1] / "config.yaml"
+    if own.is_file():
+        differs = recorded.is_file() and recorded.resolve() != own.resolve()
+        note = (f"trained in {recorded.parent}; evaluated against the labels of {own.parent}, "
+                "the project that holds the run") if differs else None
+        return open_project(own), note
+    if recorded.is_file():
+        return open_project(recorded), (f"the run is not inside a project; using the one it "
+                                        f"was trained in, {recorded.parent}")
+    raise PoselabError(f"{run}: no project found (neither {own} nor {recorded} exists)")
+
+
+def evaluate(
+    run: str | os.PathLike, plot: bool = False, device: str = "auto", which: str = "auto",
+) -> dict:
+    """Evaluate a trained run on its own train, validation and test splits.
+
+    The model is the one the run's selection rule gives (see run_dir.selected_checkpoint):
+    best on validation, or the final checkpoint when there is no validation split; the
+    result says which (`selection`). Writes `evaluation/metrics.json` (and with `plot`,
+    `evaluation/<split>/*.png` images of ground truth (filled) vs prediction (ring) and
+    `evaluation/calibration.png`).
 
     Returns:
-        {"run", "epoch", "train": metrics, "test": metrics}; each metrics dict has
-        mean_px_error, rmse, their pcutoff variants, pck5, per_bodypart and calibration.
+        {"run", "epoch", "checkpoint", "selection", "notes", "train": metrics, "test":
+        metrics, and "val": metrics when the run has a validation split}; each metrics dict
+        has mean_px_error, rmse, their pcutoff variants, pck5, missing predictions,
+        per_bodypart and calibration.
+
+    Raises:
+        PoselabError: not a run, an unknown `which`, no project or a missing checkpoint.
     """
     from poselab.io.labels import load_labeled_frames
-    from poselab.io.project import open_project
     from poselab.pose.predict import autocast_dtype, load_run, run_input_scale
 
     run = Path(run)
     dev = resolve_device(device)
     model, info, epoch = load_run(run, which, dev)
     model = model.to(memory_format=torch.channels_last)
-    project = open_project(info["project_config"]) if Path(
-        info["project_config"]).is_file() else open_project(run.parents[1] / "config.yaml")
+    project, note = _project_of(run, info)
     frames = load_labeled_frames(project)
-    train_idx, test_idx = read_split(run / "split.json", frames)
+    split = read_split(run / "split.json", frames)
     codec = Codec(**info["codec"])
     dtype = autocast_dtype(info["train"].get("precision", "auto"), dev)
     pcutoff = float(info.get("pcutoff", project.pcutoff))
-    result: dict = {"run": str(run), "epoch": epoch}
+    result: dict = {"run": str(run), "epoch": epoch, "checkpoint": info["checkpoint"]["file"],
+                    "selection": info["checkpoint"]["rule"], "notes": [note] if note else []}
     out_dir = run / "evaluation"
     out_dir.mkdir(exist_ok=True)
-    for split, idx in (("train", train_idx), ("test", test_idx)):
+    parts = [("train", split.train), ("val", split.val), ("test", split.test)]
+    for name, idx in parts:
+        if not idx:
+            continue
         loader = eval_loader(frames, idx, codec, model.mean, model.std,
                              input_scale=run_input_scale(info))
         metrics, pred = evaluate_split(model, loader, codec, dev, dtype, pcutoff,
                                        info["bodyparts"])
-        result[split] = metrics
+        result[name] = metrics
         if plot:
             from poselab.viz.plots import draw_comparisons
 
-            draw_comparisons(frames, pred, info, out_dir / split)
+            draw_comparisons(frames, pred, info, out_dir / name)
     if plot:
         from poselab.viz.plots import plot_calibration
 
         plot_calibration(result["test"]["calibration"], out_dir / "calibration.png")
-    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+    atomic_write_text(out_dir / "metrics.json", json.dumps(result, indent=2))
     return result
 
 
 def format_evaluation(result: dict) -> str:
-    return "\n".join([f"run {result['run']} (checkpoint epoch {result['epoch'] + 1})",
-                      format_metrics("train", result["train"]),
-                      format_metrics("test", result["test"])])
+    lines = [f"run {result['run']}: {result.get('checkpoint', 'checkpoint')} of epoch "
+             f"{result['epoch'] + 1}, {result.get('selection', '')}"]
+    lines += [f"note: {n}" for n in result.get("notes", [])]
+    for name in ("train", "val", "test"):
+        if name in result:
+            lines.append(format_metrics("validation" if name == "val" else name, result[name]))
+    return "\n".join(lines)

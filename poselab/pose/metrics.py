@@ -1,7 +1,10 @@
 """Keypoint error metrics: pure numpy functions on predictions and ground truth.
 
 Notation: N frames, K keypoints. `pred` and `gt` are (N, K, 2) pixels, `likelihood` (N, K);
-NaN in `gt` means "not labeled" and is excluded from every figure.
+NaN in `gt` means "not labeled" and is excluded from every figure. A labeled keypoint whose
+prediction is NaN (nothing predicted) cannot have a pixel error: it is left out of the error
+means, counted in `missing_predictions`, and counted as a miss in PCK, so a model that
+predicts nothing can never look accurate.
 
 DeepLabCut reports the *mean* Euclidean error and calls it RMSE; here `mean_px_error` is that
 figure and `rmse` is the true root mean square, so both can be compared with published
@@ -26,9 +29,12 @@ def keypoint_metrics(
     """Pixel-error metrics of one split.
 
     Returns:
-        A JSON-ready dict: n_frames, n_keypoints (labeled), mean_px_error, rmse,
-        mean_px_error_pcutoff, rmse_pcutoff, kept_pcutoff (fraction above pcutoff), pck5,
-        per_bodypart {name: {mean_px_error, rmse, pck5, n}}, calibration.
+        A JSON-ready dict: n_frames, n_keypoints (labeled), missing_predictions (labeled
+        keypoints with no prediction), mean_px_error, rmse (both over predicted keypoints),
+        mean_px_error_pcutoff, rmse_pcutoff, kept_pcutoff (fraction of labeled keypoints
+        predicted above pcutoff), pck5 (fraction of labeled keypoints within 5 px; missing
+        ones are misses), per_bodypart {name: {mean_px_error, rmse, pck5, n, missing}},
+        calibration.
     """
     labeled = np.isfinite(gt).all(axis=-1)  # (N, K)
     err = np.linalg.norm(pred - np.nan_to_num(gt), axis=-1)  # (N, K)
@@ -36,26 +42,30 @@ def keypoint_metrics(
     valid = labeled & np.isfinite(err)
     confident = valid & (likelihood >= pcutoff)
     e, ec = err[valid], err[confident]
+    n_labeled = int(labeled.sum())
     out = {
         "n_frames": int(gt.shape[0]),
-        "n_keypoints": int(labeled.sum()),
+        "n_keypoints": n_labeled,
+        "missing_predictions": int((labeled & ~valid).sum()),
         "mean_px_error": _nanmean(e),
         "rmse": float(np.sqrt(np.mean(e**2))) if e.size else float("nan"),
         "mean_px_error_pcutoff": _nanmean(ec),
         "rmse_pcutoff": float(np.sqrt(np.mean(ec**2))) if ec.size else float("nan"),
-        "kept_pcutoff": float(confident.sum() / max(valid.sum(), 1)),
+        "kept_pcutoff": float(confident.sum() / n_labeled) if n_labeled else float("nan"),
         "pcutoff": float(pcutoff),
-        "pck5": float(np.mean(e <= PCK_RADIUS)) if e.size else float("nan"),
+        "pck5": float((e <= PCK_RADIUS).sum() / n_labeled) if n_labeled else float("nan"),
     }
     names = bodyparts or [f"kp{k}" for k in range(gt.shape[1])]
     per = {}
     for k, name in enumerate(names):
         ek = err[valid[:, k], k]
+        nk = int(labeled[:, k].sum())
         per[name] = {
             "mean_px_error": _nanmean(ek),
             "rmse": float(np.sqrt(np.mean(ek**2))) if ek.size else float("nan"),
-            "pck5": float(np.mean(ek <= PCK_RADIUS)) if ek.size else float("nan"),
-            "n": int(ek.size),
+            "pck5": float((ek <= PCK_RADIUS).sum() / nk) if nk else float("nan"),
+            "n": nk,
+            "missing": nk - int(ek.size),
         }
     out["per_bodypart"] = per
     out["calibration"] = likelihood_calibration(likelihood[valid], e)
@@ -87,7 +97,9 @@ def likelihood_calibration(likelihood: np.ndarray, err: np.ndarray, bins: int = 
 def format_metrics(name: str, m: dict) -> str:
     """Two lines of a split's headline figures plus the per-bodypart table."""
     lines = [
-        f"{name}: {m['n_frames']} frames, {m['n_keypoints']} labeled keypoints",
+        f"{name}: {m['n_frames']} frames, {m['n_keypoints']} labeled keypoints"
+        + (f", {m['missing_predictions']} missing predictions (count as PCK misses)"
+           if m.get("missing_predictions") else ""),
         f"  mean pixel error {m['mean_px_error']:.2f} px (DeepLabCut 'RMSE'), "
         f"RMSE {m['rmse']:.2f} px, PCK@5px {m['pck5']:.1%}",
         f"  with likelihood >= {m['pcutoff']:.2f} ({m['kept_pcutoff']:.0%} kept): "

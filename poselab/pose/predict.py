@@ -39,27 +39,32 @@ def read_run_info(run: str | os.PathLike) -> dict:
     return info
 
 
-def load_run(run: str | os.PathLike, which: str = "best", device: torch.device | str = "cpu"):
+def load_run(run: str | os.PathLike, which: str = "auto", device: torch.device | str = "cpu"):
     """Rebuild a run's model with its trained weights, in eval mode.
 
     Args:
         run: the run dir.
-        which: "best" (lowest test error) or "last"; falls back to last if best is missing.
+        which: "auto" (best on the validation split when the run has one, else the final
+            checkpoint), "best" or "last" (see run_dir.selected_checkpoint).
 
     Returns:
-        (model, run info dict, checkpoint epoch).
+        (model, run info dict, checkpoint epoch). info["checkpoint"] says which file was
+        loaded and the rule that chose it.
+
+    Raises:
+        PoselabError: not a run, an unknown `which`, a missing or unreadable checkpoint.
     """
     from poselab.pose.engine import load_checkpoint
     from poselab.pose.models.posenet import PoseNet
+    from poselab.pose.run_dir import selected_checkpoint
 
     run = Path(run)
     info = read_run_info(run)
-    path = run / f"{which}.pt"
-    if not path.is_file():
-        path = run / "last.pt"
+    path, rule = selected_checkpoint(run, which)
     state = load_checkpoint(path, map_location="cpu")
     model = PoseNet.from_config(info["model"])
     model.load_state_dict(state["model"])
+    info["checkpoint"] = {"file": path.name, "rule": rule}
     return model.to(device).eval(), info, int(state.get("epoch", -1))
 
 
@@ -129,14 +134,14 @@ class Predictor:
 
     @classmethod
     def from_dir(cls, run: str | os.PathLike, device: str = "auto", batch_size: int = 8,
-                 which: str = "best", fuse: bool = True) -> Predictor:
+                 which: str = "auto", fuse: bool = True) -> Predictor:
         """Rebuild a run's model from its dir alone.
 
         Args:
             run: the run dir (models/<run>).
             device: "auto", "cpu", "cuda", "cuda:N" or "mps".
             batch_size: frames per forward pass.
-            which: checkpoint "best" or "last".
+            which: checkpoint "auto", "best" or "last" (see `load_run`).
             fuse: fold batch norms into convolutions (outputs agree within about 1e-4).
 
         Raises:

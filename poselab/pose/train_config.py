@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from poselab.errors import ConfigError
+from poselab.validate import check_options
 
 
 @dataclass
@@ -42,6 +43,10 @@ class TrainConfig:
     lr_drop_factors: list[float] = field(default_factory=lambda: [0.2, 0.1])  # 5e-4->1e-4->1e-5
     warmup_epochs: int = 0  # linear warm-up from lr/10
     train_fraction: float | None = None  # None: config.yaml TrainingFraction[0]
+    # Fraction of ALL labeled frames held out of training to choose the best checkpoint
+    # (best.pt); drawn from the training part, so the test split is the same with or
+    # without it. 0: no validation split, the final checkpoint is the model.
+    val_fraction: float = 0.0
     seed: int = 0
     # The network sees every image resized by this factor (DeepLabCut's global_scale), in
     # training, evaluation, analysis and export: 0.5 is ~4x fewer FLOPs per frame. Labels,
@@ -58,7 +63,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | mps
     precision: str = "auto"  # auto (bf16 where fast, else fp32) | fp32 | bf16 | fp16
     channels_last: bool = True
-    eval_every: int = 1  # evaluate the test split every N epochs
+    eval_every: int = 1  # evaluate the validation (and test) splits every N epochs
     eval_train: bool = True  # also report the train-split pixel error each evaluation
     max_minutes: float | None = None  # stop cleanly (evaluate + checkpoint) after this long
 
@@ -67,14 +72,14 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> TrainConfig:
-        names = [f.name for f in dataclasses.fields(cls)]
-        for key in data:
-            if key not in names:
-                near = difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)
-                hint = f" (did you mean '{near[0]}'?)" if near else ""
-                raise ConfigError(f"{source}: unknown training option '{key}'{hint}")
-        cfg = cls(**data)
+        """Options from a mapping: unknown keys, wrong types and bad values are one-line
+        ConfigErrors naming `source` (nothing is written before this passes)."""
+        from poselab.pose.augment import AugmentConfig
+
+        options = check_options(cls, data, source, "training option")
+        cfg = cls(**options)
         cfg.validate(source)
+        AugmentConfig.from_dict(cfg.augment, f"{source}: augment")  # checked now, used later
         return cfg
 
     def validate(self, source: str = "config") -> None:
@@ -87,6 +92,7 @@ class TrainConfig:
             (self.output_stride <= self.backbone_stride, "output_stride must be <= backbone"),
             (self.train_fraction is None or 0 < self.train_fraction < 1,
              "train_fraction must be in (0, 1)"),
+            (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
             (self.precision in ("auto", "fp32", "bf16", "fp16"),
              "precision must be auto, fp32, bf16 or fp16"),
             (len(self.lr_drops) == len(self.lr_drop_factors),

@@ -21,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from poselab.errors import PoselabError
+from poselab.io.fileio import atomic_write
 from poselab.viz.plots import (
     _SHIFT,
     _fixed,
@@ -143,7 +144,7 @@ def make_labeled_video(
     """
     from poselab.io.predictions import predictions_arrays, read_predictions
     from poselab.io.project import resolve_pcutoff
-    from poselab.io.video import VideoReader
+    from poselab.io.video import VideoReader, check_prediction_rows
 
     video, predictions = Path(video), Path(predictions)
     if trail < 0:
@@ -156,45 +157,51 @@ def make_labeled_video(
     out = labeled_video_path(video, predictions, scorer, Path(dest) if dest else None)
     with VideoReader(video) as reader:
         n = len(xy)
-        # The declared count can be wrong: only a mismatch pays for counting by decoding.
-        if reader.n_frames != n and reader.count_frames() != n:
-            raise PoselabError(f"{predictions}: {n} prediction rows but {video} has "
-                               f"{reader.count_known} frames; were they made from this video?")
+        check_prediction_rows(reader, n, predictions)
         style = drawing_style(bodyparts, config, dotsize, reader.height)
         legend = _legend_fits(reader.height, len(bodyparts))
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}{out.suffix}")
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*codec),
-                                 reader.fps or 30.0, (reader.width, reader.height))
-        try:
-            if not writer.isOpened():
-                raise PoselabError(f"{out}: cv2.VideoWriter cannot open a {codec!r} writer")
-            history: deque = deque(maxlen=trail + 1)
-            expected = 0
-            for index, frame in tqdm(reader.frames(), total=n, desc="labeled-video",
-                                     unit="frame"):
-                if index >= n:
-                    raise PoselabError(f"{video}: more frames than the {n} prediction rows of "
-                                       f"{predictions}")
-                for lost in range(expected, index):  # undecodable: keep the timing honest
-                    writer.write(_lost_frame(reader, lost))
-                    history.append(xy[lost])
-                history.append(xy[index])
-                image = _draw_trails(frame, history, style) if trail else frame
-                image = draw_keypoints(image, xy[index], style.colors, style.skeleton,
-                                       style.skeleton_color, style.radius, style.alpha)
-                _decorate(image, index, style, legend)
-                writer.write(image)
-                expected = index + 1
-            if expected != n:
-                raise PoselabError(f"{video}: decoding ended after {expected} frames, "
-                                   f"{n} prediction rows in {predictions}")
-            writer.release()
-            os.replace(tmp, out)
-        finally:
-            writer.release()
-            tmp.unlink(missing_ok=True)
+        atomic_write(out, lambda tmp: _write_video(tmp, reader, xy, n, style, legend, trail,
+                                                   codec, predictions))
     return out
+
+
+def _write_video(tmp: Path, reader, xy: np.ndarray, n: int, style, legend: bool, trail: int,
+                 codec: str, predictions) -> None:
+    """Draw every frame of `reader` with its row of `xy` into the video file `tmp`.
+
+    A frame that does not decode (in the middle, or past the end of a video that ends early:
+    its rows are NaN, see video.check_prediction_rows) is drawn as a lost frame, so the
+    output has exactly one frame per prediction row and keeps the video's timing.
+    """
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*codec),
+                             reader.fps or 30.0, (reader.width, reader.height))
+    try:
+        if not writer.isOpened():
+            raise PoselabError(f"{tmp}: cv2.VideoWriter cannot open a {codec!r} writer")
+        history: deque = deque(maxlen=trail + 1)
+        expected = 0
+
+        def lost_until(stop: int) -> None:
+            for lost in range(expected, stop):  # undecodable: keep the timing honest
+                writer.write(_lost_frame(reader, lost))
+                history.append(xy[lost])
+
+        for index, frame in tqdm(reader.frames(), total=n, desc="labeled-video", unit="frame"):
+            if index >= n:
+                raise PoselabError(f"{reader.path}: more frames than the {n} prediction rows "
+                                   f"of {predictions}")
+            lost_until(index)
+            history.append(xy[index])
+            image = _draw_trails(frame, history, style) if trail else frame
+            image = draw_keypoints(image, xy[index], style.colors, style.skeleton,
+                                   style.skeleton_color, style.radius, style.alpha)
+            _decorate(image, index, style, legend)
+            writer.write(image)
+            expected = index + 1
+        lost_until(n)  # the video ended early: its last rows are frames that never decoded
+    finally:
+        writer.release()
 
 
 def _lost_frame(reader, index: int) -> np.ndarray:

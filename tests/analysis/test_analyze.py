@@ -88,7 +88,7 @@ def test_predictions_match_evaluation_path(trained: dict, analyzed: Path):
 
     model, info, _ = load_run(trained["run"])
     frames = load_labeled_frames(open_project(trained["config"]))
-    _, test_idx = read_split(trained["run"] / "split.json", frames)
+    test_idx = read_split(trained["run"] / "split.json", frames).test
     loader = eval_loader(frames, test_idx, Codec(**info["codec"]), model.mean, model.std)
     ref = predict_loader(model, loader, Codec(**info["codec"]), torch.device("cpu"), None)
     numbers = [int(Path(frames.paths[i]).stem.removeprefix("img")) for i in ref["index"]]
@@ -196,6 +196,44 @@ def test_truncated_video_gives_nan_rows_never_a_short_table(trained: dict, tmp_p
     assert df.iloc[:decoded].notna().all().all() and df.iloc[decoded:].isna().all().all()
     assert "could not be decoded" in capsys.readouterr().err
     assert cut.read_bytes() == data[: len(data) // 2]  # the input is never modified
+
+
+def test_every_command_accepts_the_rows_of_a_video_that_ends_early(trained: dict,
+                                                                    tmp_path: Path):
+    """One frame-count contract: analyze pads a truncated video to its declared count with NaN
+    rows, and labeled-video, filter, plot-trajectories and extract-outliers all accept that
+    file (labeled-video used to refuse it: 'decoding ended after 21 frames')."""
+    from poselab.analysis.outliers import extract_outliers
+    from poselab.analysis.postprocess import filter_predictions
+    from poselab.io.project import create_project
+    from poselab.viz.trajectory_plots import plot_trajectories
+    from poselab.viz.video_output import make_labeled_video
+
+    cut = tmp_path / "cut.avi"
+    data = trained["video"].read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    predictor = Predictor.from_dir(trained["run"], device="cpu")
+    h5 = analyze_video(predictor, cut, progress=False)
+    decoded = json.loads(h5.with_name(h5.stem + "_meta.json").read_text())["frames_decoded"]
+    assert len(_read(h5)) == N_FRAMES > decoded
+    labeled = make_labeled_video(cut, h5)
+    with VideoReader(labeled) as reader:
+        assert reader.count_frames() == N_FRAMES  # one frame per row; lost ones drawn as such
+    filtered = filter_predictions(h5)
+    assert len(_read(filtered)) == N_FRAMES
+    assert plot_trajectories(filtered)  # writes its figures without complaint
+    config = create_project("cut", "gt", [cut], bodyparts=list(SYNTHETIC_BODYPARTS),
+                            working_dir=tmp_path / "p")
+    result = extract_outliers(config, cut, h5, n=5, criteria=["likelihood"], pcutoff=1.01,
+                              progress=False)
+    assert result.frames and all(int(f.stem[3:]) < decoded for f in result.frames)
+    # a table of another length is still refused, with the counts named
+    short = tmp_path / "short.h5"
+    from poselab.io.predictions import write_predictions
+    write_predictions(_read(h5).iloc[:decoded - 3], short)
+    with pytest.raises(PoselabError, match=f"{decoded - 3} prediction rows but .* has "
+                                            f"{decoded} decodable frames"):
+        make_labeled_video(cut, short)
 
 
 def test_process_pool_matches_sequential(trained: dict, analyzed: Path, tmp_path: Path,

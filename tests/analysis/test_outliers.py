@@ -125,7 +125,7 @@ def test_bad_input_writes_nothing(project, tmp_path: Path):
     short = write_predictions(df.iloc[:50], tmp_path / "short.h5")[0]
     renamed = write_predictions(df.rename(columns={"snout": "nose"}), tmp_path / "ren.h5")[0]
     before = snapshot(config.parent)
-    cases = ((short, ["jump"], "50 rows"), (renamed, ["jump"], "bodyparts"),
+    cases = ((short, ["jump"], "50 prediction rows"), (renamed, ["jump"], "bodyparts"),
              (pred, ["jump", "median"], "criteria"), (tmp_path / "no.h5", ["jump"], "not found"))
     for path, criteria, match in cases:
         with pytest.raises(PoselabError, match=match):

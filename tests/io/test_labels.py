@@ -155,3 +155,41 @@ def test_csv_whose_first_frame_is_unlabeled(tmp_path: Path):
     back = read_labels(csv)
     assert len(back) == 2 and back.iloc[0].isna().all()
     pd.testing.assert_frame_equal(back, canonical_labels(df))
+
+
+def test_a_folder_labeled_under_another_scorer_is_merged_not_dropped(openfield_copy: Path,
+                                                                    caplog):
+    """The openfield labels re-saved under another capitalisation of the scorer (and a
+    second folder whose file carries another scorer's name) still train: every labeled
+    frame is loaded, and the mismatch is a warning naming the file."""
+    import logging
+    import shutil
+
+    from poselab.io.labels import load_labeled_frames
+    from poselab.io.project import open_project
+
+    project = open_project(openfield_copy / "config.yaml")
+    reference = load_labeled_frames(project)
+    folder = openfield_copy / "labeled-data" / "m4s1"
+    h5 = folder / "CollectedData_Pranav.h5"
+    df = read_labels(h5)
+    df.columns = df.columns.set_levels(["pranav"], level="scorer")
+    write_labels(df, h5)  # same file name, scorer 'pranav' inside
+    # a second folder labeled by someone else entirely
+    other = openfield_copy / "labeled-data" / "second"
+    other.mkdir()
+    first_rows = df.iloc[:3].copy()
+    for name in first_rows.index.get_level_values(2):
+        shutil.copy(folder / name, other / name)
+    first_rows.index = pd.MultiIndex.from_tuples(
+        [("labeled-data", "second", n) for n in first_rows.index.get_level_values(2)])
+    first_rows.columns = first_rows.columns.set_levels(["Someone"], level="scorer")
+    write_labels(first_rows, other / "CollectedData_Someone.h5")
+    with caplog.at_level(logging.WARNING):
+        frames = load_labeled_frames(open_project(openfield_copy / "config.yaml"))
+    assert len(frames) == len(reference) + 3
+    np.testing.assert_array_equal(frames.keypoints[: len(reference)], reference.keypoints)
+    assert not np.isnan(frames.keypoints).all(axis=(1, 2)).any()  # no frame became all-NaN
+    text = caplog.text
+    assert "CollectedData_Pranav.h5: labels by scorer 'pranav'" in text
+    assert "CollectedData_Someone.h5" in text

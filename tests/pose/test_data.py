@@ -17,6 +17,7 @@ from poselab.io.labels import LabeledFrames
 from poselab.pose.augment import AugmentConfig
 from poselab.pose.data import (
     PoseDataset,
+    make_split,
     normalize,
     pad_collate,
     pad_to_multiple,
@@ -84,22 +85,44 @@ def test_split_deterministic_sizes_disjoint_covering():
 
 def test_split_json_round_trip_survives_a_moved_project(tmp_path):
     frames = make_frames(tmp_path / "proj", random_keypoints(6, 2))
-    train, test = split_indices(len(frames), 0.5, seed=1)
-    path = write_split(tmp_path / "split.json", train, test, frames, seed=1, train_fraction=0.5)
+    split = make_split(len(frames), 0.5, seed=1)
+    path = write_split(tmp_path / "split.json", split, frames, seed=1, train_fraction=0.5)
     doc = json.loads(path.read_text())
-    assert doc["seed"] == 1 and doc["train_fraction"] == 0.5
+    assert doc["seed"] == 1 and doc["train_fraction"] == 0.5 and doc["val"] == []
     assert doc["train"][0].startswith("labeled-data/vid/img") and len(doc["test"]) == 3
-    assert read_split(path, frames) == (train, test)
+    assert read_split(path, frames) == split
     # Move the project and list its frames in another order: the split follows the images.
     shutil.move(tmp_path / "proj", tmp_path / "moved")
     order = [5, 3, 1, 0, 2, 4]
     moved = LabeledFrames([tmp_path / "moved" / Path(*frames.paths[i].parts[-3:]) for i in order],
                           frames.keypoints[order], frames.bodyparts)
-    train2, test2 = read_split(path, moved)
-    assert sorted(order[i] for i in train2) == train and sorted(order[i] for i in test2) == test
+    train2, _, test2 = read_split(path, moved)
+    assert sorted(order[i] for i in train2) == split.train
+    assert sorted(order[i] for i in test2) == split.test
     fewer = LabeledFrames(moved.paths[1:], moved.keypoints[1:], moved.bodyparts)
     with pytest.raises(PoselabError, match=r"split\.json: .* image labeled-data/vid/img0005"):
         read_split(path, fewer)
+
+
+def test_validation_split_is_disjoint_seeded_and_leaves_the_test_split_alone(tmp_path):
+    for n, fraction, val in ((116, 0.5, 0.1), (40, 0.8, 0.15), (10, 0.5, 0.05)):
+        split = make_split(n, fraction, seed=3, val_fraction=val)
+        assert split == make_split(n, fraction, seed=3, val_fraction=val)  # seeded
+        train, test = split_indices(n, fraction, seed=3)
+        assert split.test == test  # the test frames never depend on the validation split
+        assert set(split.train) | set(split.val) == set(train)
+        assert not set(split.train) & set(split.val)
+        assert len(split.val) == max(round(n * val), 1)
+    assert make_split(116, 0.5, 3, 0.1).val != make_split(116, 0.5, 4, 0.1).val
+    with pytest.raises(PoselabError, match="validation fraction 0.5 takes 5 of the 5"):
+        make_split(10, 0.5, 0, val_fraction=0.5)
+    # old split files (no "val") read with an empty validation split
+    frames = make_frames(tmp_path / "old", random_keypoints(4, 2))
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"seed": 0, "train_fraction": 0.5,
+                                "train": [str(Path(*frames.paths[i].parts[-3:])) for i in (0, 1)],
+                                "test": [str(Path(*frames.paths[i].parts[-3:])) for i in (2, 3)]}))
+    assert read_split(path, frames) == ([0, 1], [], [2, 3])
 
 
 def test_eval_preprocess_pads_to_32_and_keeps_keypoints(tmp_path):

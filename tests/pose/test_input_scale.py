@@ -84,7 +84,7 @@ def test_predictor_resizes_and_maps_back_to_frame_pixels(half: dict):
 def test_evaluation_errors_are_in_frame_pixels(half: dict):
     result = evaluate(half["run"], device="cpu")
     frames = load_labeled_frames(open_project(half["config"]))
-    _, test_idx = read_split(half["run"] / "split.json", frames)
+    test_idx = read_split(half["run"] / "split.json", frames).test
     # Independent path: the labeled PNGs through the Predictor, against the raw labels.
     predictor = Predictor.from_dir(half["run"], device="cpu")
     images = np.stack([read_image(frames.paths[i]) for i in test_idx])  # RGB

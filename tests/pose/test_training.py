@@ -40,9 +40,10 @@ def _cfg(**kw) -> TrainConfig:
 
 def test_run_dir_is_self_describing(tiny_project: Path):
     run = train(tiny_project, _cfg(), name="basic")
-    for name in ("run.yaml", "split.json", "last.pt", "best.pt", "metrics.csv",
-                 "learning-curve.png"):
+    for name in ("run.yaml", "split.json", "last.pt", "metrics.csv", "learning-curve.png"):
         assert (run / name).is_file(), name
+    # no validation split: nothing is chosen, so there is no best.pt; the final one is the model
+    assert not (run / "best.pt").exists()
     state = torch.load(run / "last.pt", weights_only=True)  # plain data only
     assert state["epoch"] == 1 and "model" in state and "optimizer" in state
     metrics = pd.read_csv(run / "metrics.csv")
@@ -50,8 +51,10 @@ def test_run_dir_is_self_describing(tiny_project: Path):
     for column in ("loss", "train_px_error", "test_px_error", "lr", "seconds"):
         assert metrics[column].notna().all(), column
     split = json.loads((run / "split.json").read_text())
-    assert len(split["train"]) == 9 and len(split["test"]) == 3
+    assert len(split["train"]) == 9 and len(split["test"]) == 3 and split["val"] == []
     result = evaluate(run, plot=True)
+    assert result["checkpoint"] == "last.pt" and "final checkpoint" in result["selection"]
+    assert "val" not in result
     # in-training and post-hoc evaluation are one code path: the same figure
     assert result["test"]["mean_px_error"] == pytest.approx(metrics["test_px_error"].iloc[-1],
                                                             rel=1e-4)
@@ -62,11 +65,74 @@ def test_run_dir_is_self_describing(tiny_project: Path):
     payload = json.loads(out.output)
     assert payload["test_mean_px_error"] == pytest.approx(result["test"]["mean_px_error"])
     assert "train_mean_px_error" in payload
+    text = CliRunner().invoke(app, ["evaluate", str(run)]).output
+    assert "last.pt of epoch 2, final checkpoint" in text
 
 
-def test_interrupt_then_resume_continues_exactly(tiny_project: Path, monkeypatch):
+def test_best_checkpoint_is_chosen_on_validation_never_on_test(tiny_project: Path):
+    run = train(tiny_project, _cfg(epochs=3, val_fraction=0.2), name="with-val")
+    split = json.loads((run / "split.json").read_text())
+    assert len(split["val"]) == 2 and len(split["train"]) == 7 and len(split["test"]) == 3
+    # the test frames are those of a run without a validation split (same seed, fraction)
+    assert split["test"] == json.loads((tiny_project.parent / "models" / "basic" /
+                                        "split.json").read_text())["test"]
+    metrics = pd.read_csv(run / "metrics.csv")
+    best_epoch = int(metrics.loc[metrics["val_px_error"].idxmin(), "epoch"])
+    assert torch.load(run / "best.pt", weights_only=True)["epoch"] == best_epoch
+    result = evaluate(run)
+    assert result["checkpoint"] == "best.pt" and result["epoch"] == best_epoch
+    assert result["selection"] == "best on the validation split"
+    assert result["val"]["n_frames"] == 2 and result["test"]["n_frames"] == 3
+    assert result["val"]["mean_px_error"] == pytest.approx(metrics["val_px_error"].min(),
+                                                           rel=1e-4)
+
+
+def test_an_old_run_is_labelled_test_selected(tiny_project: Path, tmp_path: Path):
+    """A run from before validation splits: best.pt was chosen on test and says so."""
+    import shutil
+
+    old = tiny_project.parent / "models" / "old-style"
+    shutil.copytree(tiny_project.parent / "models" / "basic", old)
+    shutil.copy(old / "last.pt", old / "best.pt")
+    doc = json.loads((old / "split.json").read_text())
+    del doc["val"], doc["val_fraction"]
+    (old / "split.json").write_text(json.dumps(doc))
+    auto = evaluate(old)
+    assert auto["checkpoint"] == "last.pt" and "final checkpoint" in auto["selection"]
+    best = evaluate(old, which="best")
+    assert best["checkpoint"] == "best.pt" and "TEST split" in best["selection"]
+    out = CliRunner().invoke(app, ["evaluate", str(old), "--which", "bset"])
+    assert out.exit_code == 2 and "--which 'bset': choose one of auto, best, last" in out.output
+    out = CliRunner().invoke(app, ["evaluate", str(tiny_project.parent / "models" / "basic"),
+                                   "--which", "best"])
+    assert out.exit_code == 2 and "no best.pt; use --which last" in out.output
+
+
+def test_a_copied_project_is_graded_against_its_own_labels(tiny_project: Path, tmp_path):
+    """The run's own project (the folder above models/) wins over the recorded path."""
+    import shutil
+
+    import numpy as np
+
+    from poselab.io.labels import read_labels, write_labels
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_project.parent, copy, symlinks=True)
+    run = copy / "models" / "basic"
+    before = evaluate(run)["test"]["mean_px_error"]
+    # move every label of the copy by 30 px: only an evaluation that reads the copy sees it
+    for h5 in (copy / "labeled-data").glob("*/CollectedData_*.h5"):
+        df = read_labels(h5)
+        write_labels(df + 30.0, h5)
+    after = evaluate(run)
+    assert after["test"]["mean_px_error"] > before + 10
+    assert any("evaluated against the labels of" in n for n in after["notes"])
+    assert np.isfinite(after["test"]["mean_px_error"])
+
+
+def test_interrupt_then_resume_continues_exactly(tiny_project: Path, monkeypatch, capsys):
     """Ctrl-C leaves a usable last.pt; resuming gives the very weights of an unbroken run."""
-    import poselab.pose.training as train_module
+    import poselab.pose.trainer as train_module
 
     straight = train(tiny_project, _cfg(epochs=3), name="straight")
     real = train_module.train_one_epoch
@@ -83,6 +149,10 @@ def test_interrupt_then_resume_continues_exactly(tiny_project: Path, monkeypatch
         train(tiny_project, _cfg(epochs=3), name="ctrl-c")
     run = tiny_project.parent / "models" / "ctrl-c"
     assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 0
+    # epoch 2 was running (1-based), epoch 1 is saved: the message says exactly that
+    printed = capsys.readouterr().out
+    assert "interrupted during epoch 2; " in printed
+    assert "holds epoch 1: continue with --resume ctrl-c" in printed
     monkeypatch.setattr(train_module, "train_one_epoch", real)
     assert train(tiny_project, None, resume="ctrl-c") == run
     a = torch.load(straight / "last.pt", weights_only=True)["model"]
@@ -96,7 +166,11 @@ def test_max_minutes_stops_cleanly(tiny_project: Path):
     run = train(tiny_project, _cfg(epochs=50, max_minutes=1e-4), name="budget")
     metrics = pd.read_csv(run / "metrics.csv")
     assert len(metrics) == 1 and metrics["test_px_error"].notna().all()
-    assert (run / "best.pt").is_file()
+    assert (run / "last.pt").is_file()
+
+
+def _runs(project: Path) -> set[str]:
+    return {p.name for p in (project.parent / "models").iterdir()}
 
 
 def test_bad_input(tiny_project: Path, tmp_path: Path):
@@ -112,18 +186,125 @@ def test_bad_input(tiny_project: Path, tmp_path: Path):
         train(empty, _cfg())
 
 
-def test_ddp_two_processes_gloo(tiny_project: Path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+@pytest.mark.parametrize("args, message", [
+    (["--set", "lr=abc"], "training option 'lr' must be a number, got 'abc'"),
+    (["--set", "epochs=2.5"], "training option 'epochs' must be an integer, got 2.5"),
+    (["--set", "augment.rotation=lots"], "augmentation key 'rotation' must be a number"),
+    (["--set", "augment.rotaton=5"], "did you mean 'rotation'"),
+    (["--weights", "/no/such/weights.pth"], "weights file not found"),
+    (["--backbone", "resnet5"], "unknown backbone 'resnet5'"),
+    (["--device", "cuda"], "CUDA is not available"),
+    (["--set", "augment.hflip_prob=0.5"], "needs flip_pairs"),
+    (["--val-fraction", "0.9"], "validation fraction 0.9 takes"),
+    (["--name", "a/b"], "use a plain folder name"),
+])
+def test_bad_options_stop_before_any_folder_is_made(tiny_project: Path, args, message):
+    """Every option is checked first: a one-line error, exit 2, and models/ untouched, so the
+    same --name works once the mistake is fixed."""
+    before = _runs(tiny_project)
+    out = CliRunner().invoke(app, ["train", str(tiny_project), "--weights", "none",
+                                   "--backbone", "resnet18", "--name", "retry", *args])
+    assert out.exit_code == 2, out.output
+    assert message in out.output and "Traceback" not in out.output
+    assert _runs(tiny_project) == before
+
+
+def test_a_training_that_fails_before_its_first_epoch_leaves_no_folder(tiny_project: Path,
+                                                                      monkeypatch):
+    import poselab.pose.trainer as trainer_module
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(trainer_module, "train_one_epoch", broken)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        train(tiny_project, _cfg(), name="fails-early")
+    assert "fails-early" not in _runs(tiny_project)
+    monkeypatch.undo()
+    assert train(tiny_project, _cfg(epochs=1), name="fails-early").is_dir()  # name is free
+
+
+def test_a_bad_training_fraction_in_config_yaml_is_one_line(tiny_project: Path, tmp_path):
+    import shutil
+
+    copy = tmp_path / "frac"
+    shutil.copytree(tiny_project.parent, copy, symlinks=True,
+                    ignore=shutil.ignore_patterns("models"))
+    config = copy / "config.yaml"
+    config.write_text(config.read_text().replace("- 0.95", '- "most"'))
+    out = CliRunner().invoke(app, ["train", str(config), "--backbone", "resnet18",
+                                   "--weights", "none", "--name", "x"])
+    assert out.exit_code == 2 and "TrainingFraction" in out.output
+    assert not (copy / "models" / "x").exists()
+
+
+_RANK0_FAILS = """
+import os, sys
+import poselab.pose.trainer as trainer
+if os.environ.get("RANK") == "0" and os.environ.get("FAIL_AT"):
+    real = trainer.train_one_epoch
+    def failing(*args, **kwargs):
+        if "epoch 2/" in kwargs.get("desc", ""):
+            raise RuntimeError("rank 0 fails on purpose")
+        return real(*args, **kwargs)
+    trainer.train_one_epoch = failing
+from poselab.cli import main
+sys.argv[0] = "poselab"
+main()
+"""
+
+
+def _torchrun(tmp_path: Path, port: int, args: list[str], env: dict | None = None,
+              timeout: float = 150) -> subprocess.CompletedProcess:
+    """`poselab train ...` under torchrun with 2 CPU processes (gloo)."""
+    script = tmp_path / "launch.py"
+    script.write_text(_RANK0_FAILS)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", "29517", "-m", "poselab", "train", str(tiny_project),
-           "--backbone", "resnet18", "--weights", "none", "--epochs", "1", "--batch-size", "2",
-           "--name", "ddp", "--set", "workers=0", "--set", "head_width=32",
-           "--set", "precision=fp32", "--set", "augment.crop_size=[64, 64]"]
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+           "--master_port", str(port), str(script), "train", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+_DDP_ARGS = ["--backbone", "resnet18", "--weights", "none", "--batch-size", "8",
+             "--set", "workers=0", "--set", "head_width=32", "--set", "precision=fp32",
+             "--set", "augment.crop_size=[64, 64]", "--set", "warmup_epochs=0"]
+
+
+def test_ddp_small_shards_train_and_resume(tiny_project: Path, tmp_path: Path):
+    """9 training frames on 2 processes are shards of 5 < batch 8: every epoch must still
+    train (it logged loss 0.0 when drop_last was decided on the global count); then a
+    resume under torchrun continues the run, and rank 0 alone writes metrics.csv."""
+    first = _torchrun(tmp_path, 29517, [str(tiny_project), *_DDP_ARGS, "--epochs", "1",
+                                        "--name", "ddp"])
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
     run = tiny_project.parent / "models" / "ddp"
-    assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 0
-    assert len(pd.read_csv(run / "metrics.csv")) == 1  # rank 0 writes once
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert len(metrics) == 1 and metrics["loss"].iloc[0] > 0.01  # trained on real batches
+    second = _torchrun(tmp_path, 29518, [str(tiny_project), "--resume", "ddp", "--epochs", "2"])
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-3000:]
+    assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 1
+    assert list(pd.read_csv(run / "metrics.csv")["epoch"]) == [0, 1]
+
+
+def test_ddp_an_error_on_rank_0_ends_every_rank(tiny_project: Path, tmp_path: Path):
+    """Rank 0 raises in epoch 2: both processes end (no hang) with the error reported."""
+    result = _torchrun(tmp_path, 29519, [str(tiny_project), *_DDP_ARGS, "--epochs", "3",
+                                         "--name", "ddp-fails"], env={"FAIL_AT": "1"},
+                       timeout=120)
+    assert result.returncode != 0
+    assert "rank 0 fails on purpose" in result.stdout + result.stderr
+    # the first epoch was saved: the run can be resumed
+    assert torch.load(tiny_project.parent / "models" / "ddp-fails" / "last.pt",
+                      weights_only=True)["epoch"] == 0
+
+
+def test_ddp_a_refusal_on_rank_0_reaches_every_rank(tiny_project: Path, tmp_path: Path):
+    """Rank 0 refuses an existing run name before training: every rank exits with it."""
+    (tiny_project.parent / "models" / "taken").mkdir(parents=True, exist_ok=True)
+    result = _torchrun(tmp_path, 29520, [str(tiny_project), *_DDP_ARGS, "--epochs", "1",
+                                         "--name", "taken"], timeout=120)
+    assert result.returncode != 0
+    assert (result.stdout + result.stderr).count("run already exists") >= 2  # both ranks
 
 
 @pytest.mark.slow

@@ -97,7 +97,7 @@ def test_config_skeleton_and_trail(tmp_path: Path):
 def test_labeled_video_row_count_mismatch(analyzed, tmp_path: Path):
     video, _, df = analyzed
     short = write_predictions(df.iloc[:N - 1], tmp_path / "short.h5")[0]
-    with pytest.raises(PoselabError, match=f"{N - 1} prediction rows .* {N} frames"):
+    with pytest.raises(PoselabError, match=f"{N - 1} prediction rows .* {N} decodable frames"):
         make_labeled_video(video, short, dest=tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
