@@ -51,6 +51,8 @@ _API = {
     "make_labeled_video": "poselab.viz.video_output",
     "plot_trajectories": "poselab.viz.trajectory_plots",
     "export_model": "poselab.analysis.export",
+    "LivePredictor": "poselab.live.predictor",
+    "run_live": "poselab.live.loop",
     "run_demo": "poselab.demo",
 }
 

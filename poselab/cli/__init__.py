@@ -10,6 +10,7 @@ Layout, one module per area (each module imports only typer at the top):
   project_commands.py   demo, new, add-videos, info, check-labels, synthetic-video
   labeling_commands.py  extract-frames, label, extract-outliers
   training_commands.py  train, evaluate, export
+  live_commands.py      live
   analysis_commands.py  analyze, filter, labeled-video, plot-trajectories
   trust_commands.py     smooth, report
   mnist_commands.py     the `poselab mnist ...` sub-app (train, transfer)
@@ -38,6 +39,7 @@ from typer.core import TyperGroup
 from poselab.cli import (
     analysis_commands,
     labeling_commands,
+    live_commands,
     project_commands,
     training_commands,
     trust_commands,
@@ -111,6 +113,7 @@ _COMMANDS: list[tuple[str, Callable[..., None] | typer.Typer]] = [
     ("plot-trajectories", analysis_commands.plot_trajectories_cmd),
     ("extract-outliers", labeling_commands.extract_outliers_cmd),
     ("export", training_commands.export_cmd),
+    ("live", live_commands.live_cmd),
     ("mnist", mnist_app),
     ("synthetic-video", project_commands.synthetic_video_cmd),
 ]
