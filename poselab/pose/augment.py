@@ -50,7 +50,14 @@ class AugmentConfig:
 
     Attributes:
         crop_size: (H, W) of training crops, multiples of 32; None trains on full frames
-            (padded bottom/right to a multiple of 32).
+            (padded bottom/right to a multiple of 32); "auto" picks, when training starts,
+            a square crop that holds the labeled keypoints' extent with room to spare (at
+            least 256, at most the largest frame: see `auto_crop_size`).
+        crop_anchor: what a crop is centred near (with keypoint_crop_prob): "keypoint", a
+            random labeled keypoint (DeepLabCut), or "animal", the box around all labeled
+            keypoints, moved at random only as far as it stays inside the crop when it fits.
+            With two views of an animal or many keypoints, "keypoint" crops hide most of
+            them from every step; "animal" crops keep them all in play.
         crop_max_shift: keypoint-aware crops put the chosen keypoint within this fraction
             of the crop size from the crop center (DeepLabCut max_shift 0.1; < 0.5).
         keypoint_crop_prob: probability that a crop is centered near a random labeled
@@ -76,7 +83,8 @@ class AugmentConfig:
             is drawn from [0, this]; DeepLabCut's 12.75 / 255 = 0.05).
     """
 
-    crop_size: tuple[int, int] | None = (448, 448)
+    crop_size: tuple[int, int] | str | None = (448, 448)
+    crop_anchor: str = "keypoint"
     crop_max_shift: float = 0.1
     keypoint_crop_prob: float = 0.5
     affine_prob: float = 0.5
@@ -96,7 +104,11 @@ class AugmentConfig:
     noise_std: float = 0.05
 
     def __post_init__(self) -> None:
-        if self.crop_size is not None:
+        if self.crop_size == "auto":
+            pass  # resolved by `with_crop_size` once the frames are known
+        elif isinstance(self.crop_size, str):
+            raise ConfigError(f"augment crop_size {self.crop_size!r}: use [H, W], auto or null")
+        elif self.crop_size is not None:
             self.crop_size = (int(self.crop_size[0]), int(self.crop_size[1]))
             if min(self.crop_size) <= 0 or any(s % 32 for s in self.crop_size):
                 raise ConfigError(f"augment crop_size {list(self.crop_size)}: use multiples of 32")
@@ -113,6 +125,8 @@ class AugmentConfig:
                 raise ConfigError(f"augment {f.name} must be a probability in [0, 1]")
         if not 0 < self.scale[0] <= self.scale[1]:
             raise ConfigError(f"augment scale {list(self.scale)}: need 0 < min <= max")
+        if self.crop_anchor not in ("keypoint", "animal"):
+            raise ConfigError(f"augment crop_anchor {self.crop_anchor!r}: use keypoint or animal")
         if not 0.0 <= self.crop_max_shift < 0.5:
             raise ConfigError("augment crop_max_shift must be in [0, 0.5)")
         if self.motion_blur_kernel < 3 or self.motion_blur_kernel % 2 == 0:
@@ -172,6 +186,35 @@ def padded_size(size: int, multiple: int = 32) -> int:
     return -(-size // multiple) * multiple
 
 
+def auto_crop_size(keypoints: np.ndarray, frame_hw: list[tuple[int, int]],
+                   input_scale: float = 1.0, minimum: int = 256) -> tuple[int, int]:
+    """A square training crop for `crop_size: auto`, in network pixels (after input_scale).
+
+    The side holds the 90th percentile of the labeled keypoints' extent (the larger side of
+    their box in a frame) 1.5 times over, so the animal and some context fit with room to
+    move; at least `minimum` (a pretrained network wants context) and at most the largest
+    frame (beyond it a crop only adds padding), rounded up to a multiple of 32. Small frames
+    (320x240, two views side by side) are thus trained whole; a small animal in a large
+    frame gets a crop around it.
+
+    Args:
+        keypoints: float (N, K, 2) labeled keypoints in frame pixels, NaN = unlabeled.
+        frame_hw: (H, W) of the frames (any number; the largest bounds the crop).
+        input_scale: the resize applied to every frame before the network.
+        minimum: smallest side, network pixels.
+    """
+    extents = []
+    for kp in np.asarray(keypoints, np.float64):
+        ok = np.isfinite(kp).all(axis=1)
+        if ok.sum() >= 2:
+            extents.append(float((kp[ok].max(axis=0) - kp[ok].min(axis=0)).max()))
+    extent = float(np.percentile(extents, 90)) * input_scale if extents else 0.0
+    largest = max(max(scaled_size(hw, input_scale)) for hw in frame_hw)
+    side = min(max(1.5 * extent, float(minimum)), float(padded_size(largest)))
+    side = padded_size(int(math.ceil(side)))
+    return side, side
+
+
 def scaled_size(image_hw: tuple[int, int], input_scale: float) -> tuple[int, int]:
     """(h, w) of an image resized by input_scale: the size inference resizes frames to."""
     h, w = image_hw
@@ -225,7 +268,14 @@ def sample_geometry(
     if cfg.crop_size is not None:
         labeled = np.flatnonzero(~np.isnan(keypoints).any(axis=1))
         if len(labeled) and rng.random() < cfg.keypoint_crop_prob:
-            anchor = keypoints[labeled[rng.integers(len(labeled))]].astype(np.float64)
+            if cfg.crop_anchor == "animal":
+                box = keypoints[labeled].astype(np.float64)
+                lo, hi = box.min(axis=0), box.max(axis=0)
+                # how far the box may move and stay inside the crop (source pixels)
+                room = np.maximum(np.array(out_hw[::-1]) / s - (hi - lo), 0.0) / 2
+                anchor = (lo + hi) / 2 + rng.uniform(-1, 1, 2) * room
+            else:
+                anchor = keypoints[labeled[rng.integers(len(labeled))]].astype(np.float64)
             # Jitter in output pixels, so the keypoint stays inside the crop at any scale.
             shift = rng.uniform(-1, 1, 2) * cfg.crop_max_shift * np.array(out_hw[::-1])
         else:

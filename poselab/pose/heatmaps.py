@@ -137,12 +137,16 @@ def decode(
     return xy, torch.sigmoid(peak)
 
 
+HEATMAP_LOSSES = ("bce", "balanced")
+
+
 def pose_loss(
     heatmap_logits: torch.Tensor,
     offsets: torch.Tensor,
     targets: dict[str, torch.Tensor],
     locref_weight: float = 0.05,
     mask_unlabeled: bool = True,
+    heatmap_loss: str = "bce",
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Heatmap BCE + locref_weight x Huber location-refinement loss, in float32.
 
@@ -156,15 +160,27 @@ def pose_loss(
         mask_unlabeled: average the heatmap loss over labeled keypoints only ("label_mask"
             when given, else "keypoint_mask"). False replicates DeepLabCut: unlabeled
             keypoints are trained as all-zero maps, which depresses likelihoods.
+        heatmap_loss: "bce" (DeepLabCut's: the per-cell BCE averaged over the map) or
+            "balanced": that, plus the BCE averaged over the keypoint's own Gaussian (cells
+            weighted by the target). Averaged over the map, the few cells near a keypoint
+            weigh (sigma / stride)^2 / (h w) of the loss: on a large map with many keypoints
+            and few labels, "predict background everywhere" is a long plateau. The second
+            term gives each visible keypoint's peak the same weight whatever the map size.
 
     Returns:
         (scalar loss, {"heatmap_loss": float, "locref_loss": float}).
     """
+    if heatmap_loss not in HEATMAP_LOSSES:
+        raise ValueError(f"heatmap_loss {heatmap_loss!r}: use one of {HEATMAP_LOSSES}")
     with torch.autocast(device_type=heatmap_logits.device.type, enabled=False):
         logits = heatmap_logits.float()
-        bce = F.binary_cross_entropy_with_logits(
-            logits, targets["heatmaps"].float(), reduction="none"
-        ).mean(dim=(2, 3))  # (B, K): mean over cells
+        target = targets["heatmaps"].float()
+        cells = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        bce = cells.mean(dim=(2, 3))  # (B, K): mean over cells
+        if heatmap_loss == "balanced":
+            mass = target.sum(dim=(2, 3))  # (B, K); 0 for an absent keypoint
+            peak = (cells * target).sum(dim=(2, 3)) / mass.clamp(min=1e-6)
+            bce = bce + torch.where(mass > 0, peak, torch.zeros_like(peak))
         if mask_unlabeled:
             weight = targets.get("label_mask", targets["keypoint_mask"]).float()  # (B, K)
             heat = (bce * weight).sum() / weight.sum().clamp(min=1.0)

@@ -39,9 +39,15 @@ class TrainConfig:
     lr: float = 5e-4  # AdamW, as DeepLabCut
     backbone_lr_factor: float = 1.0  # backbone lr = lr * factor (fine-tuning)
     weight_decay: float = 1e-4
+    lr_schedule: str = "step"  # step (drops below, DeepLabCut's) | cosine (to lr_final_factor)
     lr_drops: list[float] = field(default_factory=lambda: [0.45, 0.6])  # fractions of epochs
     lr_drop_factors: list[float] = field(default_factory=lambda: [0.2, 0.1])  # 5e-4->1e-4->1e-5
-    warmup_epochs: int = 0  # linear warm-up from lr/10
+    lr_final_factor: float = 0.01  # cosine: the last step's lr = lr * this
+    warmup_epochs: float = 0  # linear warm-up from lr/10
+    # At least this many optimizer steps, whatever the dataset size (epochs are raised):
+    # 45 frames at batch 8 make 6 steps an epoch. 0: epochs as given.
+    min_steps: int = 0
+    ema_decay: float = 0.0  # > 0: evaluate and save an exponential moving average of weights
     train_fraction: float | None = None  # None: config.yaml TrainingFraction[0]
     # Fraction of ALL labeled frames held out of training to choose the best checkpoint
     # (best.pt); drawn from the training part, so the test split is the same with or
@@ -57,6 +63,9 @@ class TrainConfig:
     locref_std: float = 7.2801  # offset normalisation (DeepLabCut's value)
     locref_radius: float = 17.0  # offsets are trained within this radius, pixels
     locref_weight: float = 0.05
+    # bce: per-cell BCE averaged over the map (DeepLabCut); balanced: plus the BCE averaged
+    # over each keypoint's Gaussian, so peaks weigh the same on any map size (heatmaps.py)
+    heatmap_loss: str = "bce"
     mask_unlabeled: bool = True  # DeepLabCut trains unlabeled keypoints as absent instead
     augment: dict[str, Any] = field(default_factory=dict)  # poselab.pose.data.AugmentConfig fields
     workers: int = 2  # DataLoader worker processes
@@ -65,7 +74,10 @@ class TrainConfig:
     channels_last: bool = True
     eval_every: int = 1  # evaluate the validation (and test) splits every N epochs
     eval_train: bool = True  # also report the train-split pixel error each evaluation
-    max_minutes: float | None = None  # stop cleanly (evaluate + checkpoint) after this long
+    # A time budget: after the first epochs the number of epochs is planned to fit it (at
+    # most `epochs`), with the lr schedule placed on that plan; it still stops cleanly if
+    # epochs slow down.
+    max_minutes: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -98,6 +110,13 @@ class TrainConfig:
             (len(self.lr_drops) == len(self.lr_drop_factors),
              "lr_drops and lr_drop_factors must have the same length"),
             (self.max_minutes is None or self.max_minutes > 0, "max_minutes must be > 0"),
+            (self.lr_schedule in ("step", "cosine"), "lr_schedule must be step or cosine"),
+            (0 <= self.lr_final_factor <= 1, "lr_final_factor must be in [0, 1]"),
+            (self.warmup_epochs >= 0, "warmup_epochs must be >= 0"),
+            (self.min_steps >= 0, "min_steps must be >= 0"),
+            (0 <= self.ema_decay < 1, "ema_decay must be in [0, 1)"),
+            (self.heatmap_loss in ("bce", "balanced"), "heatmap_loss must be bce or balanced"),
+            (self.eval_every >= 1, "eval_every must be >= 1"),
             (self.workers >= 0, "workers must be >= 0"),
             (0.1 <= self.input_scale <= 2.0, "input_scale must be in [0.1, 2]"),
         ]

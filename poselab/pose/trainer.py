@@ -19,18 +19,7 @@ from poselab.pose.distributed import Context
 from poselab.pose.engine import train_one_epoch
 from poselab.pose.evaluation import evaluate_split
 from poselab.pose.run_dir import RunDir
-from poselab.pose.train_config import TrainConfig
-
-
-def lr_factor(cfg: TrainConfig, epoch: int) -> float:
-    """Multiplier of cfg.lr at a (0-based) epoch: linear warm-up, then step drops."""
-    if epoch < cfg.warmup_epochs:
-        return 0.1 + 0.9 * epoch / cfg.warmup_epochs
-    factor = 1.0
-    for at, f in zip(cfg.lr_drops, cfg.lr_drop_factors, strict=True):
-        if epoch >= int(round(at * cfg.epochs)):
-            factor *= f
-    return factor
+from poselab.pose.schedule import EMA, Plan, lr_factor, plan_epochs
 
 
 @dataclass
@@ -54,13 +43,28 @@ class Progress:
     history: list[dict] = field(default_factory=list)
 
 
+class _StepHook:
+    """Called by engine.train_one_epoch after every optimizer step: per-step lr, EMA."""
+
+    def __init__(self, trainer: Trainer, epoch: int, steps: int) -> None:
+        self.trainer, self.epoch, self.steps, self.done = trainer, epoch, max(steps, 1), 0
+        trainer.set_lr(epoch)
+
+    def step(self) -> None:
+        self.done += 1
+        if self.done < self.steps:  # the next epoch's hook sets its own first lr
+            self.trainer.set_lr(self.epoch + self.done / self.steps)
+        if self.trainer.ema is not None:
+            self.trainer.ema.update(self.trainer.model)
+
+
 class Trainer:
     """One run's loop. Only `run` (rank 0's RunDir, None on other ranks) writes files."""
 
     def __init__(self, *, model, net, optimizer, loader, train_ds, sampler, generator, cfg,
                  codec, loss_fn, device, dtype, evals: EvalSets, pcutoff: float,
                  bodyparts: list[str], ctx: Context, run: RunDir | None,
-                 progress: bool | None = None) -> None:
+                 progress: bool | None = None, on_plan=None) -> None:
         self.model, self.net, self.optimizer = model, net, optimizer
         self.loader, self.train_ds, self.sampler, self.generator = (loader, train_ds, sampler,
                                                                     generator)
@@ -68,24 +72,52 @@ class Trainer:
         self.device, self.dtype, self.evals = device, dtype, evals
         self.pcutoff, self.bodyparts = pcutoff, bodyparts
         self.ctx, self.run, self.show_progress = ctx, run, progress
+        self.on_plan = on_plan  # called with the Plan when a time budget sets the epochs
         self.base_lrs = [g["lr"] for g in optimizer.param_groups]
+        self.ema: EMA | None = None
+        self.steps_per_epoch = len(loader)
+
+    def start_ema(self, state: dict | None = None) -> None:
+        """The weight average (from a checkpoint's "model" when resuming an EMA run)."""
+        if self.cfg.ema_decay <= 0:
+            return
+        self.ema = EMA(self.model, self.cfg.ema_decay,
+                       int(state.get("ema_updates", 0)) if state else 0)
+        if state is not None and "raw_model" in state:
+            self.ema.module.load_state_dict(state["model"])
+
+    @property
+    def eval_model(self):
+        return self.ema.module if self.ema is not None else self.model
 
     # ------------------------------------------------------------------ the loop
     def fit(self, state: Progress) -> Progress:
         """Train epochs state.start_epoch .. cfg.epochs - 1 (or until max_minutes)."""
         cfg = self.cfg
         started = time.monotonic()
-        for epoch in range(state.start_epoch, cfg.epochs):
-            self._set_lr(epoch)
+        eval_seconds: list[float] = []
+        planned = False
+        epoch = state.start_epoch
+        while epoch < cfg.epochs:
             self.generator.manual_seed(cfg.seed * 100_003 + epoch)  # order + worker seeds
             self.train_ds.set_epoch(epoch)
             if self.sampler is not None:
                 self.sampler.set_epoch(epoch)
             stats = train_one_epoch(self.net, self.loader, self.optimizer, self.loss_fn,
                                     self.device, autocast_dtype=self.dtype,
+                                    scheduler=_StepHook(self, epoch, self.steps_per_epoch),
                                     progress=self.show_progress,
                                     desc=f"epoch {epoch + 1}/{cfg.epochs}")
             elapsed = (time.monotonic() - started) / 60
+            done = epoch + 1 - state.start_epoch
+            if cfg.max_minutes is not None and done >= 2:
+                pace = elapsed / done
+                final_eval = (max(eval_seconds) if eval_seconds else 0.0) / 60
+                projected = elapsed + pace * (cfg.epochs - epoch - 1) + final_eval
+                if not planned or projected > cfg.max_minutes * 1.02:
+                    plan = plan_epochs(cfg, epoch + 1, elapsed, pace, final_eval,
+                                       self.steps_per_epoch)
+                    planned = self._apply_plan(plan, epoch) or planned
             out_of_time = (cfg.max_minutes is not None
                            and elapsed + stats["seconds"] / 60 > cfg.max_minutes)
             out_of_time = bool(self.ctx.broadcast(out_of_time))
@@ -93,7 +125,10 @@ class Trainer:
             row = {"epoch": epoch, "lr": self.optimizer.param_groups[-1]["lr"], **stats}
             if self.run is not None:
                 evaluate_now = (epoch + 1) % cfg.eval_every == 0 or last
+                tick = time.monotonic()
                 is_best = self._evaluate(row, state) if evaluate_now else False
+                if evaluate_now:
+                    eval_seconds.append(time.monotonic() - tick)
                 self.run.save(self._checkpoint(epoch, state.best_val), best=is_best)
                 state.completed = epoch
                 row["elapsed_minutes"] = state.prior_minutes + (time.monotonic() - started) / 60
@@ -110,15 +145,28 @@ class Trainer:
                     print(f"max_minutes={cfg.max_minutes} reached after epoch {epoch + 1}; "
                           f"stopped cleanly (resume with --resume {self.run.name})")
                 break
+            epoch += 1
         return state
 
     # ------------------------------------------------------------------ pieces
-    def _set_lr(self, epoch: int) -> None:
+    def _apply_plan(self, plan: Plan, epoch: int) -> bool:
+        """Every rank takes rank 0's plan; the schedule follows it from the next step."""
+        epochs = int(self.ctx.broadcast(plan.epochs))
+        if epochs == self.cfg.epochs:
+            return True
+        self.cfg.epochs = epochs
+        if self.run is not None:
+            print(f"plan: {plan.note}", flush=True)
+            if self.on_plan is not None:
+                self.on_plan(plan)
+        return True
+
+    def set_lr(self, epoch: float) -> None:
         for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
             group["lr"] = base * lr_factor(self.cfg, epoch)
 
     def _split_metrics(self, loader) -> dict:
-        return evaluate_split(self.model, loader, self.codec, self.device, self.dtype,
+        return evaluate_split(self.eval_model, loader, self.codec, self.device, self.dtype,
                               self.pcutoff, self.bodyparts)[0]
 
     def _evaluate(self, row: dict, state: Progress) -> bool:
@@ -138,9 +186,13 @@ class Trainer:
         return is_best
 
     def _checkpoint(self, epoch: int, best_val: float) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "epoch": epoch, "best_val_px_error": best_val, "train": self.cfg.to_dict(),
-                "model_config": self.model.config()}
+        """"model" holds the weights to use (the EMA when on); "raw_model" the trained ones."""
+        state = {"model": self.eval_model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "epoch": epoch, "best_val_px_error": best_val, "train": self.cfg.to_dict(),
+                 "model_config": self.model.config()}
+        if self.ema is not None:
+            state.update(raw_model=self.model.state_dict(), ema_updates=self.ema.updates)
+        return state
 
     def _log(self, epoch: int, row: dict, seconds: float, epochs_done: int) -> None:
         parts = [f"epoch {epoch + 1}/{self.cfg.epochs}: loss {row['loss']:.4f}"]

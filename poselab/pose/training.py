@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from poselab.errors import PoselabError
 from poselab.io.labels import LabeledFrames, load_labeled_frames
 from poselab.io.project import Project, open_project
-from poselab.pose.augment import AugmentConfig, flip_pair_indices
+from poselab.pose.augment import AugmentConfig, auto_crop_size, flip_pair_indices
 from poselab.pose.data import PoseDataset, Split, make_split, worker_init_fn
 from poselab.pose.distributed import Context
 from poselab.pose.engine import load_checkpoint, resolve_device
@@ -34,6 +34,7 @@ from poselab.pose.heatmaps import Codec, pose_loss
 from poselab.pose.models.posenet import PoseNet
 from poselab.pose.predict import autocast_dtype, read_run_info
 from poselab.pose.run_dir import RunDir
+from poselab.pose.schedule import floor_epochs
 from poselab.pose.train_config import TrainConfig
 from poselab.pose.trainer import EvalSets, Progress, Trainer, load_progress
 
@@ -62,6 +63,23 @@ def _flip_pairs(project: Project, augment: AugmentConfig) -> list:
                            "e.g. [[leftear, rightear]], in config.yaml")
     flip_pair_indices(pairs, project.bodyparts)  # names are checked now, not in a worker
     return [tuple(p) for p in pairs]
+
+
+def _frame_sizes(frames: LabeledFrames) -> list[tuple[int, int]]:
+    """(H, W) of the labeled images, read from one image per folder (a folder holds the
+    frames of one video, so they share a size)."""
+    import cv2
+
+    sizes, seen = [], set()
+    for path in frames.paths:
+        if path.parent in seen:
+            continue
+        seen.add(path.parent)
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise PoselabError(f"{path}: unreadable image")
+        sizes.append(image.shape[:2])
+    return sizes
 
 
 def _train_fraction(project: Project, cfg: TrainConfig) -> float:
@@ -93,6 +111,9 @@ def _plan(config_path, cfg, resume, epochs, max_minutes) -> _Plan:
     cfg.epochs = epochs if epochs is not None else cfg.epochs
     cfg.max_minutes = max_minutes if max_minutes is not None else cfg.max_minutes
     cfg.validate()
+    if (cfg.augment or {}).get("crop_size") == "auto":  # resolved now, recorded in run.yaml
+        side = auto_crop_size(frames.keypoints, _frame_sizes(frames), cfg.input_scale)
+        cfg.augment = {**cfg.augment, "crop_size": list(side)}
     augment = AugmentConfig.from_dict(cfg.augment)
     fraction = _train_fraction(project, cfg)
     if run is None:
@@ -187,15 +208,19 @@ def _train(ctx: Context, config_path, cfg, name, resume, epochs, max_minutes, pr
     writer = run if ctx.is_main else None
     state = Progress()
     try:
+        trainer = _build_trainer(ctx, plan, model, codec, device, dtype, writer, progress)
+        if plan.state is None:
+            cfg.epochs = floor_epochs(cfg, trainer.steps_per_epoch)
         if writer is not None:
             writer.write_info(_run_info(plan, model, codec))  # epochs may grow on resume
-        trainer = _build_trainer(ctx, plan, model, codec, device, dtype, writer, progress)
+            trainer.on_plan = lambda _: writer.write_info(_run_info(plan, model, codec))
         if plan.state is not None:
-            model.load_state_dict(plan.state["model"])
+            model.load_state_dict(plan.state.get("raw_model", plan.state["model"]))
             trainer.optimizer.load_state_dict(plan.state["optimizer"])
             state = load_progress(plan.state, writer)
             if writer is not None:
                 writer.truncate_metrics(state.completed)
+        trainer.start_ema(plan.state)
         trainer.fit(state)
     except KeyboardInterrupt:
         if writer is not None:
@@ -257,7 +282,7 @@ def _build_trainer(ctx, plan: _Plan, model: PoseNet, codec: Codec, device, dtype
             image = image.contiguous(memory_format=torch.channels_last)
         heatmaps, offsets = m(image)
         return pose_loss(heatmaps, offsets, batch, locref_weight=cfg.locref_weight,
-                         mask_unlabeled=cfg.mask_unlabeled)
+                         mask_unlabeled=cfg.mask_unlabeled, heatmap_loss=cfg.heatmap_loss)
 
     return Trainer(model=model, net=ctx.wrap(model, device), optimizer=optimizer,
                    loader=loader, train_ds=train_ds, sampler=sampler, generator=generator,
