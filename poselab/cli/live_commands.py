@@ -57,9 +57,6 @@ def live_cmd(
       poselab live models/fastest_lite0 --source 0 --publish tcp://127.0.0.1:5555
       poselab live models/fastest_lite0 --source rtsp://cam.local/stream --forward
     """
-    import signal
-    import sys
-
     from poselab.live.forward import ForwardConfig
     from poselab.live.loop import run_live
     from poselab.live.predictor import LivePredictor, load_processor
@@ -92,13 +89,4 @@ def live_cmd(
         for pub in publishers:
             pub.close()
         raise
-
-    def terminate(signum, frame):  # kill/SIGTERM stops like Ctrl+C: the recording is kept
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, terminate)
-    try:
-        run_live(predictor, src, publishers, recorder, max_frames, duration)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        sys.stdout.flush()
+    run_live(predictor, src, publishers, recorder, max_frames, duration)  # Ctrl+C: a clean stop

@@ -11,9 +11,11 @@ one-slot buffer (sources.LatestFrame): they are dropped and counted, never queue
 from __future__ import annotations
 
 import datetime as dt
+import signal
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -100,12 +102,14 @@ def run_live(
         verbose: print the start and the summary to stderr.
 
     Returns:
-        The run's statistics. Ctrl+C ends the run normally (stopped_by "interrupt").
+        The run's statistics. Ctrl+C (or SIGTERM) ends the run normally, between two frames
+        (stopped_by "interrupt"); a second Ctrl+C interrupts at once.
     """
     publishers = list(publishers or [])
     stats = LiveStats()
     slot = LatestFrame()
     stop = stop or threading.Event()
+    signalled = threading.Event()
     start: float | None = None
     try:
         if predictor.calibration is None:
@@ -116,10 +120,13 @@ def run_live(
             print(f"live: {source.description}, {source.width}x{source.height}; Ctrl+C stops",
                   file=sys.stderr)
         start = time.perf_counter()
-        source.start(slot)
-        stats.stopped_by = _loop(predictor, slot, publishers, recorder, stats, stop,
-                                 max_frames, None if duration is None else start + duration)
-    except KeyboardInterrupt:
+        with _signals_stop(stop, signalled):
+            source.start(slot)
+            stats.stopped_by = _loop(predictor, slot, publishers, recorder, stats, stop,
+                                     max_frames, None if duration is None else start + duration)
+        if signalled.is_set():
+            stats.stopped_by = "interrupt"
+    except KeyboardInterrupt:  # a second Ctrl+C, or one raised by a processor
         stats.stopped_by = "interrupt"
     finally:
         source.stop()
@@ -137,6 +144,29 @@ def run_live(
         for path in stats.recorded[:1]:
             print(f"live: recorded {path}", file=sys.stderr)
     return stats
+
+
+@contextmanager
+def _signals_stop(stop: threading.Event, signalled: threading.Event):
+    """While the loop runs (in the main thread), Ctrl+C and SIGTERM set `stop`, so the loop
+    ends between two frames: a pose is published and recorded, or neither. A second Ctrl+C
+    interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if signalled.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        signalled.set()
+        stop.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def _loop(predictor: LivePredictor, slot: LatestFrame, publishers: list,

@@ -110,6 +110,36 @@ def test_ctrl_c_keeps_what_was_recorded(predictor: LivePredictor, live_video: Pa
     assert not list(tmp_path.glob(".*tmp*"))
 
 
+def test_sigterm_stops_between_frames(predictor: LivePredictor, live_video: Path,
+                                      tmp_path: Path):
+    """kill (SIGTERM) or Ctrl+C while running: the loop finishes the frame in hand, then
+    stops and writes the recording; the handlers in place before are restored."""
+    import os
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    seen = []
+
+    def terminate_at_second(pose):
+        seen.append(pose.index)
+        if len(seen) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    predictor.processor = terminate_at_second
+    out = StringIO()
+    try:
+        rec = Recorder(tmp_path / "term.h5", predictor.bodyparts, predictor.scorer)
+        stats = run_live(predictor, open_source(live_video, fps=30), [StdoutPublisher(out)],
+                         rec, verbose=False)
+    finally:
+        predictor.processor = None
+    published = [json.loads(line)["frame"] for line in out.getvalue().splitlines()]
+    assert stats.stopped_by == "interrupt" and published == seen[:2]  # the second is kept
+    df = read_predictions(tmp_path / "term.h5")
+    assert df.index[df.notna().all(axis=1)].tolist() == published
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
 def test_processor_sees_every_published_pose(predictor: LivePredictor, live_video: Path):
     class Count(Processor):
         def __init__(self):
