@@ -22,6 +22,7 @@ from poselab.io.fileio import atomic_write_text
 from poselab.pose.data import PoseDataset, pad_collate, read_split, to_frame_pixels
 from poselab.pose.engine import evaluate as run_eval
 from poselab.pose.engine import resolve_device
+from poselab.pose.flip import flip_average
 from poselab.pose.heatmaps import Codec, decode
 from poselab.pose.metrics import format_metrics, keypoint_metrics
 
@@ -35,13 +36,17 @@ def eval_loader(frames, indices, codec, mean, std, batch_size: int = 4,
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=pad_collate)
 
 
-def predict_loader(model, loader, codec: Codec, device, dtype) -> dict[str, np.ndarray]:
+def predict_loader(model, loader, codec: Codec, device, dtype,
+                   flip_perm: list[int] | None = None) -> dict[str, np.ndarray]:
     """xy (N, K, 2), likelihood (N, K), ground truth (N, K, 2) and dataset index (N,); xy and
-    ground truth in frame pixels."""
+    ground truth in frame pixels. With `flip_perm`, maps are averaged with the mirror's."""
 
     def metric_fn(m, batch):
         image = batch["image"].contiguous(memory_format=torch.channels_last)
-        heatmaps, offsets = m(image)
+        if flip_perm is not None:
+            heatmaps, offsets = flip_average(m, image, flip_perm)
+        else:
+            heatmaps, offsets = m(image)
         xy, likelihood = decode(heatmaps.float(), offsets.float(), codec)
         return {"xy": xy, "likelihood": likelihood, "gt": batch["keypoints"],
                 "index": batch["index"], "frame_hw": batch["frame_hw"]}
@@ -65,9 +70,10 @@ def _rows_to_frame_pixels(xy: np.ndarray, frame_hw: np.ndarray, scale: float) ->
                      for v, (h, w) in zip(xy, frame_hw, strict=True)])
 
 
-def evaluate_split(model, loader, codec, device, dtype, pcutoff: float, bodyparts: list[str]):
+def evaluate_split(model, loader, codec, device, dtype, pcutoff: float, bodyparts: list[str],
+                   flip_perm: list[int] | None = None):
     """(metrics dict, predictions dict) of one split."""
-    pred = predict_loader(model, loader, codec, device, dtype)
+    pred = predict_loader(model, loader, codec, device, dtype, flip_perm)
     metrics = keypoint_metrics(pred["xy"], pred["likelihood"], pred["gt"], pcutoff, bodyparts)
     return metrics, pred
 
@@ -114,7 +120,7 @@ def evaluate(
         PoselabError: not a run, an unknown `which`, no project or a missing checkpoint.
     """
     from poselab.io.labels import load_labeled_frames
-    from poselab.pose.predict import autocast_dtype, load_run, run_input_scale
+    from poselab.pose.predict import autocast_dtype, load_run, run_flip_permutation, run_input_scale
 
     run = Path(run)
     dev = resolve_device(device)
@@ -137,7 +143,7 @@ def evaluate(
         loader = eval_loader(frames, idx, codec, model.mean, model.std,
                              input_scale=run_input_scale(info))
         metrics, pred = evaluate_split(model, loader, codec, dev, dtype, pcutoff,
-                                       info["bodyparts"])
+                                       info["bodyparts"], flip_perm=run_flip_permutation(info))
         result[name] = metrics
         if plot:
             from poselab.viz.plots import draw_comparisons

@@ -73,6 +73,16 @@ def run_input_scale(info: dict) -> float:
     return float((info.get("train") or {}).get("input_scale", 1.0))
 
 
+def run_flip_permutation(info: dict) -> list[int] | None:
+    """The channel permutation for test-time flip averaging, or None when the run does not
+    use it (TrainConfig.test_flip off, or a run saved before it existed)."""
+    from poselab.pose.flip import flip_permutation
+
+    if not (info.get("train") or {}).get("test_flip") or info.get("flip_pairs") is None:
+        return None
+    return flip_permutation(info["bodyparts"], info["flip_pairs"])
+
+
 @cache
 def cpu_has_fast_bf16() -> bool:
     """AVX512-BF16 or AMX: bf16 matmuls run at about twice fp32 speed on this CPU."""
@@ -131,6 +141,7 @@ class Predictor:
         self.codec = Codec(**info["codec"])
         self.mean, self.std = model.mean, model.std
         self.input_scale = run_input_scale(info)
+        self.flip_perm = run_flip_permutation(info)  # test-time flip averaging, when trained so
 
     @classmethod
     def from_dir(cls, run: str | os.PathLike, device: str = "auto", batch_size: int = 8,
@@ -194,13 +205,17 @@ class Predictor:
     @torch.inference_mode()
     def _forward(self, frames: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         from poselab.pose.data import preprocess_batch
+        from poselab.pose.flip import flip_average
         from poselab.pose.heatmaps import decode
 
         # Normalizing on the device moves uint8 (4x fewer bytes than float) to an accelerator.
         x = preprocess_batch(frames.to(self.device, non_blocking=True), self.mean, self.std)
         x = x.contiguous(memory_format=torch.channels_last)  # (B, 3, H', W')
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
-            heatmaps, offsets = self.model(x)  # (B, K, h, w), (B, 2K, h, w)
+            if self.flip_perm is not None:
+                heatmaps, offsets = flip_average(self.model, x, self.flip_perm)
+            else:
+                heatmaps, offsets = self.model(x)  # (B, K, h, w), (B, 2K, h, w)
         # Padding is bottom/right only, so these are resized-frame pixels (predict_rgb maps
         # them back to frame pixels).
         xy, likelihood = decode(heatmaps.float(), offsets.float(), self.codec)

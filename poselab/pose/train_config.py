@@ -67,6 +67,10 @@ class TrainConfig:
     # over each keypoint's Gaussian, so peaks weigh the same on any map size (heatmaps.py)
     heatmap_loss: str = "bce"
     mask_unlabeled: bool = True  # DeepLabCut trains unlabeled keypoints as absent instead
+    # Average the maps of each image and its mirror at test time (evaluation, analysis),
+    # left/right channels swapped (pairs: config.yaml flip_pairs or the names); meant for
+    # models trained with augment.hflip_prob > 0. About twice the inference time.
+    test_flip: bool = False
     augment: dict[str, Any] = field(default_factory=dict)  # poselab.pose.data.AugmentConfig fields
     workers: int = 2  # DataLoader worker processes
     device: str = "auto"  # auto | cpu | cuda | mps

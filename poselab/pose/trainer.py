@@ -64,7 +64,8 @@ class Trainer:
     def __init__(self, *, model, net, optimizer, loader, train_ds, sampler, generator, cfg,
                  codec, loss_fn, device, dtype, evals: EvalSets, pcutoff: float,
                  bodyparts: list[str], ctx: Context, run: RunDir | None,
-                 progress: bool | None = None, on_plan=None) -> None:
+                 progress: bool | None = None, on_plan=None,
+                 flip_perm: list[int] | None = None) -> None:
         self.model, self.net, self.optimizer = model, net, optimizer
         self.loader, self.train_ds, self.sampler, self.generator = (loader, train_ds, sampler,
                                                                     generator)
@@ -73,6 +74,7 @@ class Trainer:
         self.pcutoff, self.bodyparts = pcutoff, bodyparts
         self.ctx, self.run, self.show_progress = ctx, run, progress
         self.on_plan = on_plan  # called with the Plan when a time budget sets the epochs
+        self.flip_perm = flip_perm  # test-time flip averaging (evaluation sees what analysis sees)
         self.base_lrs = [g["lr"] for g in optimizer.param_groups]
         self.ema: EMA | None = None
         self.steps_per_epoch = len(loader)
@@ -167,7 +169,7 @@ class Trainer:
 
     def _split_metrics(self, loader) -> dict:
         return evaluate_split(self.eval_model, loader, self.codec, self.device, self.dtype,
-                              self.pcutoff, self.bodyparts)[0]
+                              self.pcutoff, self.bodyparts, flip_perm=self.flip_perm)[0]
 
     def _evaluate(self, row: dict, state: Progress) -> bool:
         """Fill the row's validation/test/train figures; True when this is the best on val."""

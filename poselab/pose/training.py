@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from poselab.pose.data import PoseDataset, Split, make_split, worker_init_fn
 from poselab.pose.distributed import Context
 from poselab.pose.engine import load_checkpoint, resolve_device
 from poselab.pose.evaluation import eval_loader
+from poselab.pose.flip import detect_flip_pairs, flip_permutation
 from poselab.pose.heatmaps import Codec, pose_loss
 from poselab.pose.models.posenet import PoseNet
 from poselab.pose.predict import autocast_dtype, read_run_info
@@ -53,16 +55,24 @@ class _Plan:
     state: dict | None
 
 
-def _flip_pairs(project: Project, augment: AugmentConfig) -> list:
-    """Left/right bodypart pairs that a horizontal flip swaps (config.yaml flip_pairs)."""
-    if augment.hflip_prob <= 0:
+def _flip_pairs(project: Project, augment: AugmentConfig, cfg: TrainConfig) -> list:
+    """Left/right bodypart pairs a horizontal flip swaps: config.yaml flip_pairs, else the
+    pairs the names give (leftear/rightear); [] when nothing is flipped."""
+    if augment.hflip_prob <= 0 and not cfg.test_flip:
         return []
-    pairs = project.get("flip_pairs") or []
-    if not pairs:
-        raise PoselabError(f"{project.config_path}: augment.hflip_prob > 0 needs flip_pairs, "
-                           "e.g. [[leftear, rightear]], in config.yaml")
-    flip_pair_indices(pairs, project.bodyparts)  # names are checked now, not in a worker
-    return [tuple(p) for p in pairs]
+    pairs = project.get("flip_pairs")
+    if pairs:
+        flip_pair_indices(pairs, project.bodyparts)  # names are checked now, not in a worker
+        return [tuple(p) for p in pairs]
+    detected = detect_flip_pairs(project.bodyparts)
+    sided = [b for b in project.bodyparts if re.search(r"left|right", b, re.IGNORECASE)]
+    unpaired = [b for b in sided if not any(b in pair for pair in detected)]
+    if unpaired:
+        raise PoselabError(f"{project.config_path}: flips need every left/right bodypart "
+                           f"paired; {unpaired} has no counterpart: set flip_pairs, e.g. "
+                           "[[leftear, rightear]], in config.yaml, or turn flips off "
+                           "(--set augment.hflip_prob=0 --set test_flip=false)")
+    return detected
 
 
 def _frame_sizes(frames: LabeledFrames) -> list[tuple[int, int]]:
@@ -120,7 +130,7 @@ def _plan(config_path, cfg, resume, epochs, max_minutes) -> _Plan:
         split = make_split(len(frames), fraction, cfg.seed, cfg.val_fraction)
     else:  # the run's own split, even if frames were labeled since
         split = run.read_split(frames)
-    return _Plan(project, frames, cfg, split, fraction, _flip_pairs(project, augment), run,
+    return _Plan(project, frames, cfg, split, fraction, _flip_pairs(project, augment, cfg), run,
                  state)
 
 
@@ -131,6 +141,7 @@ def _run_info(plan: _Plan, model: PoseNet, codec: Codec) -> dict:
             "project_config": str(project.config_path), "mean": list(model.mean),
             "std": list(model.std), "pcutoff": project.pcutoff,
             "skeleton": [list(p) for p in project.skeleton],
+            "flip_pairs": [list(p) for p in plan.flip_pairs],
             "created": dt.datetime.now().isoformat(timespec="seconds")}
 
 
@@ -288,4 +299,6 @@ def _build_trainer(ctx, plan: _Plan, model: PoseNet, codec: Codec, device, dtype
                    loader=loader, train_ds=train_ds, sampler=sampler, generator=generator,
                    cfg=cfg, codec=codec, loss_fn=loss_fn, device=device, dtype=dtype,
                    evals=evals, pcutoff=plan.project.pcutoff, bodyparts=plan.project.bodyparts,
-                   ctx=ctx, run=writer, progress=progress)
+                   ctx=ctx, run=writer, progress=progress,
+                   flip_perm=flip_permutation(plan.project.bodyparts, plan.flip_pairs)
+                   if cfg.test_flip else None)

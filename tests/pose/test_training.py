@@ -170,7 +170,8 @@ def test_max_minutes_stops_cleanly(tiny_project: Path):
 
 
 def _runs(project: Path) -> set[str]:
-    return {p.name for p in (project.parent / "models").iterdir()}
+    models = project.parent / "models"
+    return {p.name for p in models.iterdir()} if models.is_dir() else set()
 
 
 def test_bad_input(tiny_project: Path, tmp_path: Path):
@@ -194,7 +195,7 @@ def test_bad_input(tiny_project: Path, tmp_path: Path):
     (["--weights", "/no/such/weights.pth"], "weights file not found"),
     (["--backbone", "resnet5"], "unknown backbone 'resnet5'"),
     (["--device", "cuda"], "CUDA is not available"),
-    (["--set", "augment.hflip_prob=0.5"], "needs flip_pairs"),
+    (["--set", "test_flip=maybe"], "training option 'test_flip' must be true or false"),
     (["--val-fraction", "0.9"], "validation fraction 0.9 takes"),
     (["--name", "a/b"], "use a plain folder name"),
 ])
@@ -322,3 +323,23 @@ def test_smoke_training_learns_synthetic_keypoints(tmp_path: Path):
     result = evaluate(run)
     assert result["test"]["mean_px_error"] < 3.0, result["test"]
     assert result["test"]["n_keypoints"] == 80  # 20 test frames x 4 keypoints
+
+
+def test_flips_need_every_left_right_bodypart_paired(tmp_path):
+    from types import SimpleNamespace
+
+    from poselab.errors import PoselabError
+    from poselab.pose.augment import AugmentConfig
+    from poselab.pose.training import _flip_pairs
+
+    def project(bodyparts, pairs=None):
+        return SimpleNamespace(bodyparts=bodyparts, config_path=tmp_path / "config.yaml",
+                               get=lambda key, default=None: pairs)
+
+    flips = AugmentConfig(hflip_prob=0.5)
+    assert _flip_pairs(project(["snout", "leftear", "rightear"]), flips, _cfg()) == [
+        ("leftear", "rightear")]
+    assert _flip_pairs(project(["a", "b"], [["a", "b"]]), flips, _cfg()) == [("a", "b")]
+    with pytest.raises(PoselabError, match=r"\['leftpaw'\] has no counterpart"):
+        _flip_pairs(project(["snout", "leftpaw", "rightear", "leftear"]), flips, _cfg())
+    assert _flip_pairs(project(["leftpaw"]), AugmentConfig(), _cfg()) == []  # no flips

@@ -1,0 +1,73 @@
+"""Left/right symmetry: bodypart pairs that a mirror image swaps, and flip test-time averaging.
+
+A horizontal flip of the image turns the left ear into a right ear: training with flips
+(augment.hflip_prob) and averaging the model's maps over the image and its mirror at test
+time both need the pairs. They come from config.yaml `flip_pairs`, else from the names:
+a bodypart whose name has the word "left" (or "l"/"L" as a separate token: l_paw, paw_L)
+pairs with the same name saying "right"; every other bodypart is its own mirror image.
+
+Test-time flip: the input is padded to a multiple of 32, so the stride-s cells of the
+mirrored image line up exactly with the original's (cell j <-> w - 1 - j); heatmap logits
+and offsets of the mirror are flipped back, the pairs' channels swapped and dx negated, and
+the two are averaged before decoding.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import torch
+
+_SIDES = (("left", "right"), ("Left", "Right"), ("LEFT", "RIGHT"))
+_TOKEN = re.compile(r"(?:(?<=^)|(?<=[_\-\s.]))([lLrR])(?=$|[_\-\s.])")
+
+
+def _mirror_name(name: str) -> str | None:
+    for a, b in _SIDES:
+        if a in name:
+            return name.replace(a, b)
+        if b in name:
+            return name.replace(b, a)
+    swapped = _TOKEN.sub(lambda m: {"l": "r", "r": "l", "L": "R", "R": "L"}[m.group(1)], name)
+    return swapped if swapped != name else None
+
+
+def detect_flip_pairs(bodyparts: Sequence[str]) -> list[tuple[str, str]]:
+    """Pairs of bodyparts whose names differ by left/right (leftear/rightear, paw_L/paw_R)."""
+    names = list(bodyparts)
+    pairs = []
+    for name in names:
+        other = _mirror_name(name)
+        if other is not None and other in names and (other, name) not in pairs:
+            pairs.append((name, other))
+    return pairs
+
+
+def flip_permutation(bodyparts: Sequence[str], pairs: Sequence[Sequence[str]]) -> list[int]:
+    """Channel order of a mirrored prediction: index k takes channel perm[k]."""
+    index = {b: i for i, b in enumerate(bodyparts)}
+    perm = list(range(len(index)))
+    for a, b in pairs:
+        perm[index[a]], perm[index[b]] = index[b], index[a]
+    return perm
+
+
+def flip_average(model, x: torch.Tensor, perm: Sequence[int]
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Heatmap logits (B, K, h, w) and offsets (B, 2K, h, w) averaged over x and its mirror.
+
+    Args:
+        model: maps x (B, 3, H, W) to (heatmaps, offsets); W a multiple of the stride.
+        x: normalized, padded images.
+        perm: `flip_permutation` of the bodyparts.
+    """
+    heatmaps, offsets = model(x)
+    mirror_h, mirror_o = model(torch.flip(x, dims=[-1]))
+    b, k, h, w = mirror_h.shape
+    index = torch.as_tensor(list(perm), device=x.device)
+    mirror_h = torch.flip(mirror_h, dims=[-1])[:, index]
+    mirror_o = torch.flip(mirror_o, dims=[-1]).reshape(b, k, 2, h, w)[:, index]
+    sign = torch.tensor([-1.0, 1.0], device=x.device, dtype=mirror_o.dtype).view(1, 1, 2, 1, 1)
+    mirror_o = (mirror_o * sign).reshape(b, 2 * k, h, w)
+    return (heatmaps + mirror_h) / 2, (offsets + mirror_o) / 2

@@ -1,0 +1,60 @@
+"""Left/right pairs from names, and flip test-time averaging."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from poselab.pose.flip import detect_flip_pairs, flip_average, flip_permutation
+from poselab.pose.heatmaps import Codec, decode
+
+
+def test_pairs_from_names():
+    assert detect_flip_pairs(["snout", "leftear", "rightear", "tailbase"]) == [
+        ("leftear", "rightear")]
+    assert detect_flip_pairs(["paw_L", "paw_R", "Left_eye", "Right_eye", "tail"]) == [
+        ("paw_L", "paw_R"), ("Left_eye", "Right_eye")]
+    assert detect_flip_pairs(["l_hand", "r_hand", "lower", "rear"]) == [("l_hand", "r_hand")]
+    assert detect_flip_pairs(["snout", "tail1", "tail2"]) == []
+    assert flip_permutation(["a", "l_x", "b", "r_x"], [("l_x", "r_x")]) == [0, 3, 2, 1]
+
+
+class _Equivariant(nn.Module):
+    """A fixed random model that a mirror maps onto itself, the pair swapped: maps of the
+    mirrored image are the mirrored maps with left and right exchanged (dx negated)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 3 * 3, kernel_size=8, stride=8)  # 3 keypoints: heat, dx, dy
+
+    def _raw(self, x):
+        y = self.conv(x)
+        return y[:, :3], y[:, 3:]  # (B, 3, h, w), (B, 6, h, w)
+
+    def forward(self, x):
+        heat, off = self._raw(x)
+        heat_m, off_m = self._raw(torch.flip(x, dims=[-1]))
+        heat_m, off_m = torch.flip(heat_m, dims=[-1]), torch.flip(off_m, dims=[-1])
+        b, _, h, w = heat.shape
+        off, off_m = off.view(b, 3, 2, h, w), off_m.view(b, 3, 2, h, w)
+        # keypoint 0 = left (its own map), 1 = right (the mirror of left), 2 = midline
+        heat = torch.stack([heat[:, 0], heat_m[:, 0], heat[:, 2] + heat_m[:, 2]], dim=1)
+        dx = torch.stack([off[:, 0, 0], -off_m[:, 0, 0], off[:, 2, 0] - off_m[:, 2, 0]], dim=1)
+        dy = torch.stack([off[:, 0, 1], off_m[:, 0, 1], off[:, 2, 1] + off_m[:, 2, 1]], dim=1)
+        return heat, torch.stack([dx, dy], dim=2).view(b, 6, h, w)
+
+
+def test_flip_averaging_an_equivariant_model_changes_nothing():
+    model = _Equivariant().eval()
+    x = torch.rand(2, 3, 64, 96)
+    perm = flip_permutation(["left", "right", "snout"], [("left", "right")])
+    with torch.no_grad():
+        plain = decode(*model(x), Codec())
+        averaged = decode(*flip_average(model, x, perm), Codec())
+    assert torch.allclose(plain[0], averaged[0], atol=0.1)
+    assert torch.allclose(plain[1], averaged[1], atol=1e-5)
+    # without the swap (wrong pairs) the average is wrong: the check has teeth
+    with torch.no_grad():
+        wrong = decode(*flip_average(model, x, [0, 1, 2]), Codec())
+    assert not torch.allclose(plain[0], wrong[0], atol=0.1)
