@@ -2,7 +2,8 @@
 
 Used by synthetic_suite.py. The animal is a spine of constant curvature (it bends), a head
 that turns at the neck, a tail with a travelling wave, four paws that swing in a trot, ears,
-eyes and a nose. `top_body(pose, s)` gives every named keypoint and the shapes around it;
+eyes and a nose. `walk` simulates its poses over time (`pose_at` interpolates between steps,
+for motion blur); `top_body(pose, s)` gives every named keypoint and the shapes around it;
 `side_body` projects the same animal onto a side view (a mirror beside a corridor);
 `draw_top` and `draw_side` paint it with a fur texture mapped along the spine, so the fur
 follows the body as it bends. Every keypoint is the centre of a drawn disc or ellipse, or a
@@ -164,6 +165,62 @@ def top_body(pose: Pose, s: float) -> Body:
         legs[name] = (at + s * side * 0.5 * float(half_width(ua)) * la, pts[name])
         lift[name] = 0.22 * max(0.0, float(np.cos(pose.gait + phase)))  # forward swing: lifted
     return Body(s, pts, spine_at(u), u, s * half_width(u), left, head, fh, tail, legs, lift)
+
+
+# ----------------------------------------------------------------------------- motion
+def walk(n: int, box: np.ndarray, s: float, rng: np.random.Generator, speed: float,
+           min_activity: float, corridor: bool) -> np.ndarray:
+    """Poses over n steps, float64 (n, 8): x, y, heading, bend, yaw, gait, tail phase, bend.
+
+    In the open (corridor False) a smoothed random walk that turns away from the walls,
+    pauses now and then, bends its spine into turns and turns its head ahead of them. In a
+    corridor the animal walks up or down, within 0.45 rad of the corridor's axis, and
+    turns round at the ends between picked frames.
+    """
+    lo, hi = box[:2], box[2:]
+    pos = lo + rng.uniform(0.3, 0.7, size=2) * (hi - lo)
+    theta = -np.pi / 2 if corridor else rng.uniform(-np.pi, np.pi)
+    phases = rng.uniform(0.0, 2 * np.pi, size=5)
+    noise = rng.normal(size=(n, 4))
+    omega = wander = bend_n = yaw_n = tail_n = dist = 0.0
+    out = np.empty((n, 8))
+    for i in range(n):
+        bend = np.clip(2.0 * omega + bend_n, -0.22, 0.22)
+        yaw = np.clip(3.0 * omega + yaw_n, -0.6, 0.6)
+        out[i] = (*pos, theta, bend, yaw, 2 * np.pi * dist / (1.1 * s) + phases[0],
+                  2 * np.pi * i / 20 + phases[1], np.clip(tail_n - 0.5 * bend, -0.35, 0.35))
+        wander = 0.93 * wander + 0.03 * noise[i, 0]
+        bend_n = 0.95 * bend_n + 0.03 * noise[i, 1]
+        yaw_n = 0.95 * yaw_n + 0.06 * noise[i, 2]
+        tail_n = 0.97 * tail_n + 0.04 * noise[i, 3]
+        if corridor:
+            axis = np.pi / 2 if np.sin(theta) > 0 else -np.pi / 2
+            off = np.clip(np.angle(np.exp(1j * (theta - axis))) + wander, -0.45, 0.45)
+            side = np.clip((pos[0] - (lo[0] + hi[0]) / 2) / max((hi[0] - lo[0]) / 2, 1), -1, 1)
+            omega = 0.0
+            theta = axis + off - 0.05 * side * np.sign(np.sin(axis))
+            if not lo[1] < pos[1] < hi[1]:  # the end of the corridor: turn round
+                theta = np.pi / 2 if pos[1] <= lo[1] else -np.pi / 2
+        else:
+            prox = np.clip(1.0 - min((pos - lo).min(), (hi - pos).min()) / (2.5 * s), 0.0, 1.0)
+            to_mid = np.arctan2(*((lo + hi) / 2 - pos)[::-1])
+            steer = prox * np.angle(np.exp(1j * (to_mid - theta)))
+            omega += 0.3 * (np.clip(wander + 0.2 * steer, -0.2, 0.2) - omega)
+            theta += omega
+        activity = 0.75 + 0.6 * np.sin(2 * np.pi * i / 70 + phases[2])
+        activity += 0.3 * np.sin(2 * np.pi * i / 23 + phases[3])
+        step = speed * 0.16 * s * np.clip(activity, min_activity, 1.4)
+        pos = np.clip(pos + step * np.array([np.cos(theta), np.sin(theta)]), lo, hi)
+        dist += step
+    return out
+
+
+def pose_at(track: np.ndarray, t: float) -> Pose:
+    """The pose at a (fractional) step t, interpolated linearly between steps."""
+    i = int(np.clip(np.floor(t), 0, len(track) - 2))
+    a = float(np.clip(t - i, 0.0, 1.0))
+    v = (1 - a) * track[i] + a * track[i + 1]
+    return Pose((v[0], v[1]), *(float(x) for x in v[2:]))
 
 
 # ----------------------------------------------------------------------------- fur

@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import tempfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,12 +43,13 @@ from poselab.io.project import create_project, open_project
 from poselab.io.synthetic_animal import (
     REACH,
     Look,
-    Pose,
     draw_side,
     draw_top,
     fur_texture,
+    pose_at,
     side_body,
     top_body,
+    walk,
 )
 
 SCORER = "synthetic"
@@ -194,62 +196,6 @@ def _mirror_background(size, colour, rng, panel: int, gap: int, floor_x: float) 
     return img
 
 
-# ----------------------------------------------------------------------------- motion
-def _track(n: int, box: np.ndarray, s: float, rng: np.random.Generator, speed: float,
-           min_activity: float, corridor: bool) -> np.ndarray:
-    """Poses over n steps, float64 (n, 8): x, y, heading, bend, yaw, gait, tail phase, bend.
-
-    In the open (corridor False) a smoothed random walk that turns away from the walls,
-    pauses now and then, bends its spine into turns and turns its head ahead of them. In a
-    corridor the animal walks up or down, within 0.45 rad of the corridor's axis, and
-    turns round at the ends between picked frames.
-    """
-    lo, hi = box[:2], box[2:]
-    pos = lo + rng.uniform(0.3, 0.7, size=2) * (hi - lo)
-    theta = -np.pi / 2 if corridor else rng.uniform(-np.pi, np.pi)
-    phases = rng.uniform(0.0, 2 * np.pi, size=5)
-    noise = rng.normal(size=(n, 4))
-    omega = wander = bend_n = yaw_n = tail_n = dist = 0.0
-    out = np.empty((n, 8))
-    for i in range(n):
-        bend = np.clip(2.0 * omega + bend_n, -0.22, 0.22)
-        yaw = np.clip(3.0 * omega + yaw_n, -0.6, 0.6)
-        out[i] = (*pos, theta, bend, yaw, 2 * np.pi * dist / (1.1 * s) + phases[0],
-                  2 * np.pi * i / 20 + phases[1], np.clip(tail_n - 0.5 * bend, -0.35, 0.35))
-        wander = 0.93 * wander + 0.03 * noise[i, 0]
-        bend_n = 0.95 * bend_n + 0.03 * noise[i, 1]
-        yaw_n = 0.95 * yaw_n + 0.06 * noise[i, 2]
-        tail_n = 0.97 * tail_n + 0.04 * noise[i, 3]
-        if corridor:
-            axis = np.pi / 2 if np.sin(theta) > 0 else -np.pi / 2
-            off = np.clip(np.angle(np.exp(1j * (theta - axis))) + wander, -0.45, 0.45)
-            side = np.clip((pos[0] - (lo[0] + hi[0]) / 2) / max((hi[0] - lo[0]) / 2, 1), -1, 1)
-            omega = 0.0
-            theta = axis + off - 0.05 * side * np.sign(np.sin(axis))
-            if not lo[1] < pos[1] < hi[1]:  # the end of the corridor: turn round
-                theta = np.pi / 2 if pos[1] <= lo[1] else -np.pi / 2
-        else:
-            prox = np.clip(1.0 - min((pos - lo).min(), (hi - pos).min()) / (2.5 * s), 0.0, 1.0)
-            to_mid = np.arctan2(*((lo + hi) / 2 - pos)[::-1])
-            steer = prox * np.angle(np.exp(1j * (to_mid - theta)))
-            omega += 0.3 * (np.clip(wander + 0.2 * steer, -0.2, 0.2) - omega)
-            theta += omega
-        activity = 0.75 + 0.6 * np.sin(2 * np.pi * i / 70 + phases[2])
-        activity += 0.3 * np.sin(2 * np.pi * i / 23 + phases[3])
-        step = speed * 0.16 * s * np.clip(activity, min_activity, 1.4)
-        pos = np.clip(pos + step * np.array([np.cos(theta), np.sin(theta)]), lo, hi)
-        dist += step
-    return out
-
-
-def _pose(track: np.ndarray, t: float) -> Pose:
-    """The pose at a (fractional) step t, interpolated linearly between steps."""
-    i = int(np.clip(np.floor(t), 0, len(track) - 2))
-    a = float(np.clip(t - i, 0.0, 1.0))
-    v = (1 - a) * track[i] + a * track[i + 1]
-    return Pose((v[0], v[1]), *(float(x) for x in v[2:]))
-
-
 # ----------------------------------------------------------------------------- dataset
 class SuiteDataset:
     """A variant's frames rendered on demand, with exact keypoints.
@@ -272,8 +218,10 @@ class SuiteDataset:
         w, h = spec.size
         self.s = spec.scale * min(w, h)
         self.bodyparts = [name for name, _, _ in spec.parts]
-        rng = np.random.default_rng([self.seed, 1])
-        self._tex = fur_texture(np.random.default_rng([self.seed, 2]))
+        # each variant draws its own numbers: the same seed gives unrelated tracks and floors
+        self._key = zlib.crc32(variant.encode())
+        rng = np.random.default_rng([self.seed, self._key, 1])
+        self._tex = fur_texture(np.random.default_rng([self.seed, self._key, 2]))
         if spec.views == "top+side":
             self._panel, gap = int(0.49 * w), 8
             self._floor_x = self._panel + gap + 0.72 * (w - self._panel - gap)
@@ -286,15 +234,15 @@ class SuiteDataset:
             m = 3.6 * self.s
             box = np.array([m, m, w - m, h - m])
         steps = _STRIDE * (n + 2)
-        self._track = _track(steps, box, self.s, np.random.default_rng([self.seed, 3]),
+        self._track = walk(steps, box, self.s, np.random.default_rng([self.seed, self._key, 3]),
                              spec.speed, 0.6 if spec.exposure else -1.0,
                              spec.views == "top+side")
-        self.times, self.keypoints = self._pick(n, np.random.default_rng([self.seed, 4]))
-        self.hidden = self._hide(np.random.default_rng([self.seed, 5]))
+        self.times, self.keypoints = self._pick(n, np.random.default_rng([self.seed, self._key, 4]))
+        self.hidden = self._hide(np.random.default_rng([self.seed, self._key, 5]))
 
     def _points(self, t: float) -> np.ndarray:
         """Keypoints at step t, float64 (K, 2)."""
-        body = top_body(_pose(self._track, t), self.s)
+        body = top_body(pose_at(self._track, t), self.s)
         side = side_body(body, self._floor_x).points if self.spec.views == "top+side" else {}
         views = {"top": body.points, "side": side}
         return np.array([views[view][part] for _, view, part in self.spec.parts])
@@ -349,7 +297,7 @@ class SuiteDataset:
         return out
 
     def _draw(self, img: np.ndarray, t: float) -> None:
-        body = top_body(_pose(self._track, t), self.s)
+        body = top_body(pose_at(self._track, t), self.s)
         if self.spec.views == "top+side":
             side = img.copy()
             draw_side(side, side_body(body, self._floor_x), self.spec.look, self._tex)
@@ -372,7 +320,7 @@ class SuiteDataset:
         else:
             img = self.background.copy()
             self._draw(img, t)
-        rng = np.random.default_rng([self.seed, 6, i])
+        rng = np.random.default_rng([self.seed, self._key, 6, i])
         img = cv2.GaussianBlur(img, (0, 0), 0.6)  # lens softness
         img *= rng.uniform(0.93, 1.07) * rng.uniform(0.97, 1.03, size=3).astype(np.float32)
         img += rng.normal(scale=spec.noise, size=img.shape).astype(np.float32)

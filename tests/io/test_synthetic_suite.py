@@ -234,15 +234,16 @@ def test_missing_labels_leaves_a_tenth_unlabeled_and_truth_keeps_them(tmp_path):
 
 
 def test_looks_differ_as_the_variants_say():
-    def contrast(variant):  # mean brightness on the animal's midback over the floor's there
-        ds = SuiteDataset(variant, seed=0, n_frames=2)
-        p = np.round(ds.keypoints[1, ds.bodyparts.index("midback")]).astype(int)
-        img = ds.image(1).astype(np.float64)
-        animal = img[p[1] - 2 : p[1] + 3, p[0] - 2 : p[0] + 3].mean()
-        floor = ds.background[p[1] - 2 : p[1] + 3, p[0] - 2 : p[0] + 3].mean()
-        return animal / floor
+    def contrast(variant):  # brightness on the mid-back over the bare floor's, mean of 6 frames
+        ds = SuiteDataset(variant, seed=0, n_frames=6)
+        ratios = []
+        for i in range(len(ds)):
+            x, y = np.round(ds.keypoints[i, ds.bodyparts.index("midback")]).astype(int)
+            animal = ds.image(i)[y - 2 : y + 3, x - 2 : x + 3].astype(np.float64).mean()
+            ratios.append(animal / ds.background[y - 2 : y + 3, x - 2 : x + 3].mean())
+        return np.mean(ratios)
 
-    assert 0.8 < contrast("low_contrast") < 0.97
+    assert 0.8 < contrast("low_contrast") < 0.95
     assert contrast("light_on_dark") > 3.0
     assert contrast("few_labels") < 0.5
     ds = SuiteDataset("small_in_large", seed=0, n_frames=2)
