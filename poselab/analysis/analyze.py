@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from poselab.errors import PoselabError
-from poselab.io.fileio import atomic_write_text
+from poselab.io.fileio import atomic_write_text, ensure_dir
 from poselab.pose.predict import Predictor, read_run_info, run_scorer
 
 _QUEUE_BATCHES = 3  # decoded batches waiting for the model: bounds memory, keeps it busy
@@ -264,6 +264,8 @@ def analyze_videos(
     run = str(Path(run))
     info = read_run_info(run)  # fail fast on a folder that is not a run
     paths = expand_videos(videos)
+    if dest is not None:
+        dest = ensure_dir(dest)  # a file given as --dest is one line, before any work
     dest_s = str(dest) if dest is not None else None
     args = [(run, str(v), dest_s, batch_size, device, csv, overwrite) for v in paths]
     written: list[Path | None] = [None] * len(paths)

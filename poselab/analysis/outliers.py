@@ -36,7 +36,7 @@ from poselab.io.fileio import atomic_write
 from poselab.io.frames import FRAME_NAME, METHODS, _listdir, _select, _write_png
 from poselab.io.labels import COLUMN_NAMES, H5_KEY, read_machine_labels
 from poselab.io.predictions import predictions_arrays, read_predictions
-from poselab.io.project import open_project
+from poselab.io.project import check_pcutoff, open_project
 from poselab.io.suggestions import write_suggestions
 from poselab.io.video import VideoReader, check_prediction_rows
 
@@ -130,7 +130,7 @@ def extract_outliers(
         raise PoselabError(f"--n {n!r}: the number of frames must be a positive integer")
     if not (isinstance(jump_px, (int, float)) and jump_px > 0):
         raise PoselabError(f"--jump-px {jump_px!r}: must be a positive number of pixels")
-    pcutoff = project.pcutoff if pcutoff is None else float(pcutoff)
+    pcutoff = project.pcutoff if pcutoff is None else check_pcutoff(pcutoff)
     entry = _select(project, [video])[0]
     df = read_predictions(predictions)
     xy, likelihood, bodyparts = predictions_arrays(df)

@@ -30,7 +30,9 @@ import numpy as np
 import pandas as pd
 
 from poselab.errors import PoselabError
+from poselab.io.fileio import ensure_dir
 from poselab.io.predictions import DEFAULT_PCUTOFF, read_predictions, write_predictions
+from poselab.io.project import check_pcutoff
 
 
 # ----------------------------------------------------------------------------- filters
@@ -158,8 +160,7 @@ def filter_predictions(
     _check_options(method, window, polyorder, len(df), f"{path}: ")
     if max_gap is not None and max_gap < 0:
         raise PoselabError(f"{path}: max_gap must be >= 0, got {max_gap}")
-    cutoff = DEFAULT_PCUTOFF if pcutoff is None else float(pcutoff)
+    cutoff = DEFAULT_PCUTOFF if pcutoff is None else check_pcutoff(pcutoff)
     filtered = filter_frame(df, method, window, polyorder, cutoff, max_gap)
-    folder = Path(dest) if dest is not None else path.parent
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = ensure_dir(dest) if dest is not None else path.parent
     return write_predictions(filtered, folder / f"{path.stem}_filtered.h5", csv=csv)[0]

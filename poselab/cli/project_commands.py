@@ -67,18 +67,22 @@ def add_videos_cmd(
     videos: list[Path] = typer.Argument(..., help="Video file(s) to add.", show_default=False),
     copy_videos: bool = typer.Option(False, "--copy-videos",
                                      help="Copy the videos into videos/ (default: symlink)."),
+    rename: bool = typer.Option(False, "--rename", help="Add a video whose name is taken "
+                                "as <stem>-1.<ext> (the next free name) instead of stopping."),
 ) -> None:
     """Add videos to an existing project.
 
     Each video is linked (or copied) into videos/ and gets a labeled-data/<stem>/
-    folder and an entry in config.yaml's video_sets.
+    folder and an entry in config.yaml's video_sets. Nothing in videos/ is ever
+    overwritten: a name that is taken stops with an error (or, with --rename, the
+    video gets the next free name).
 
     Example:
       poselab add-videos openfield-alice-2026-11-26/config.yaml mouse3.mp4
     """
     from poselab.io.project import add_videos
 
-    for path in add_videos(config, list(videos), copy_videos):
+    for path in add_videos(config, list(videos), copy_videos, rename):
         typer.echo(f"added {path}")
 
 

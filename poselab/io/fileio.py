@@ -27,3 +27,23 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def ensure_dir(path: str | os.PathLike, what: str = "--dest") -> Path:
+    """A folder that exists (created with its parents if needed), or a one-line error.
+
+    Raises:
+        PoselabError: the path (or a parent) is a file, or it cannot be created.
+    """
+    from poselab.errors import PoselabError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise PoselabError(f"{what} {path}: is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise PoselabError(f"{what} {path}: a part of this path is a file, not a folder") from None
+    except OSError as exc:
+        raise PoselabError(f"{what} {path}: cannot create the folder ({exc.strerror})") from None
+    return path

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from poselab.errors import VideoError
-from poselab.io.labels import conform_labels, find_label_file, read_labels
+from poselab.io.labels import conform_labels, find_label_file, read_label_twins
 from poselab.io.project import Project, open_project
 from poselab.io.video import VideoReader
 
@@ -37,7 +37,7 @@ def _folder_info(project: Project, folder: Path) -> dict:
     path = find_label_file(folder, project.scorer)
     if path is None:
         return info
-    df = conform_labels(read_labels(path), project.bodyparts, path)
+    df = conform_labels(read_label_twins(path), project.bodyparts, path)
     labeled = df.notna()
     counts = labeled.T.groupby(level="bodyparts", sort=False).all().T.sum()
     info["label_file"] = project.relative(path)

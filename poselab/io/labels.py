@@ -70,7 +70,10 @@ def _read_h5(path: Path) -> pd.DataFrame:
     except LabelFileError:
         raise
     except Exception as exc:  # noqa: BLE001 - PyTables raises many types for bad files
-        raise LabelFileError(f"{path}: not a readable HDF5 label file ({exc})") from exc
+        # HDF5's own message is a multi-line back-trace: its first line says enough
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()),
+                     type(exc).__name__)
+        raise LabelFileError(f"{path}: not a readable HDF5 file ({first[:160]})") from None
     if not isinstance(df, pd.DataFrame):
         raise LabelFileError(f"{path}: the HDF5 table is not a DataFrame")
     return df
@@ -267,6 +270,30 @@ def labels_to_arrays(df: pd.DataFrame, project_root: str | os.PathLike) -> Label
     return LabeledFrames(paths, np.stack([xs, ys], axis=-1), bodyparts)
 
 
+def read_label_twins(path: str | os.PathLike) -> pd.DataFrame:
+    """`read_labels` of a CollectedData file, falling back to its twin (.h5 <-> .csv).
+
+    A truncated or corrupt .h5 whose .csv is intact (a crash between the two writes, a
+    disk problem) loses nothing: the twin is read and a warning names the broken file.
+
+    Raises:
+        LabelFileError: neither twin is readable (naming the file asked for).
+    """
+    path = Path(path)
+    try:
+        return read_labels(path)
+    except LabelFileError as first:
+        twin = path.with_suffix(".csv" if path.suffix == ".h5" else ".h5")
+        if not twin.is_file():
+            raise
+        try:
+            df = read_labels(twin)
+        except LabelFileError:
+            raise first from None
+        log.warning("%s; using its twin %s", first, twin.name)
+        return df
+
+
 def find_label_file(folder: Path, scorer: str) -> Path | None:
     """CollectedData_<scorer>.h5 of a folder, else its .csv twin, else None."""
     for suffix in (".h5", ".csv"):
@@ -317,7 +344,7 @@ def load_project_labels(project) -> pd.DataFrame:
                         ", ".join(p.name for p in others))
             paths = others
         for p in paths:
-            df = conform_labels(read_labels(p), project.bodyparts, p)
+            df = conform_labels(read_label_twins(p), project.bodyparts, p)
             tables.append(_as_scorer(df, project.scorer, p))
     if not tables:
         return empty_labels(project.scorer, project.bodyparts, "", [])

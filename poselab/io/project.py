@@ -26,6 +26,7 @@ from ruamel.yaml.error import YAMLError
 
 from poselab.errors import ConfigError, PoselabError
 from poselab.io.fileio import atomic_write_text
+from poselab.validate import check_value
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".mpg", ".mpeg", ".m4v", ".wmv")
 
@@ -217,6 +218,30 @@ def _line(cfg: Any, key: str) -> str:
         return ""
 
 
+# Types of the config.yaml values poselab uses (checked when a project opens, so a typo
+# such as `dotsize: big` is one line naming the file and key, not a crash in a command).
+_TYPES: dict[str, Any] = {
+    "Task": str, "scorer": str, "dotsize": float, "alphavalue": float, "colormap": str,
+    "skeleton_color": str, "TrainingFraction": list[float], "iteration": int,
+    "batch_size": int, "cropping": bool, "x1": int, "x2": int, "y1": int, "y2": int,
+    "flip_pairs": list[list[str]],
+}
+_RANGES = {
+    "dotsize": (lambda v: 0 < v <= 100, "a radius in pixels in (0, 100]"),
+    "alphavalue": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "TrainingFraction": (lambda v: 0 < v < 1, "a list of fractions in (0, 1), e.g. [0.95]"),
+}
+
+
+def _plain(value: Any) -> Any:
+    """ruamel's commented containers as plain lists/dicts (for type checks and messages)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _validate(cfg: Any, config_path: Path) -> None:
     where = str(config_path)
     if not hasattr(cfg, "keys"):
@@ -254,6 +279,19 @@ def _validate(cfg: Any, config_path: Path) -> None:
     video_sets = cfg.get("video_sets")
     if video_sets is not None and not hasattr(video_sets, "items"):
         raise ConfigError(f"{where}{_line(cfg, 'video_sets')}: video_sets must be a mapping")
+    for key, kind in _TYPES.items():  # every value poselab reads, by type, at open time
+        if cfg.get(key) is not None:
+            check_value(_plain(cfg[key]), kind, f"{where}{_line(cfg, key)}: {key}")
+    for key, (ok, wanted) in _RANGES.items():
+        value = cfg.get(key)
+        values = value if isinstance(value, list) else [value]
+        if value is not None and not all(ok(v) for v in values):
+            raise ConfigError(f"{where}{_line(cfg, key)}: {key} must be {wanted}, "
+                              f"got {_plain(value)!r}")
+    for pair in cfg.get("flip_pairs") or []:
+        if len(pair) != 2 or not set(pair) <= set(bodyparts):
+            raise ConfigError(f"{where}{_line(cfg, 'flip_pairs')}: flip_pairs entry "
+                              f"{list(pair)!r} must be a pair of bodyparts")
 
 
 def _resolve_video(root: Path, key: str) -> Path:
@@ -319,13 +357,37 @@ def _check_video(path: Path) -> tuple[int, int]:
 
 
 def _link_or_copy(src: Path, dst: Path, copy: bool) -> None:
-    if copy:
-        shutil.copy2(src, dst)
-        return
+    """Put `src` at `dst` (a symlink, or a copy); never overwrites, never writes through a
+    symlink: `dst` must not exist, and the copy is made under a temporary name, then
+    hard-linked to `dst`, which fails instead of replacing anything that appeared there."""
+    if not copy:
+        try:
+            dst.symlink_to(src.resolve())
+            return
+        except FileExistsError:
+            raise PoselabError(f"{dst}: already exists; nothing was overwritten") from None
+        except OSError:  # no symlinks (Windows without privileges): copy instead
+            pass
+    tmp = dst.with_name(f".{dst.name}.copy-{os.getpid()}")
     try:
-        dst.symlink_to(src.resolve())
-    except OSError:  # no symlinks (Windows without privileges): copy instead
-        shutil.copy2(src, dst)
+        shutil.copyfile(src, tmp, follow_symlinks=True)
+        shutil.copystat(src, tmp)
+        os.link(tmp, dst)
+    except FileExistsError:
+        raise PoselabError(f"{dst}: already exists; nothing was overwritten") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _unique_name(folder: Path, labeled: Path, name: str, taken: set[str]) -> str:
+    """`name`, or `<stem>-N<suffix>` for the smallest N free in videos/ and labeled-data/."""
+    stem, suffix = Path(name).stem, Path(name).suffix
+    candidate, n = name, 0
+    while (candidate in taken or os.path.lexists(folder / candidate)
+           or (labeled / Path(candidate).stem).exists()):
+        n += 1
+        candidate = f"{stem}-{n}{suffix}"
+    return candidate
 
 
 def create_project(
@@ -361,7 +423,11 @@ def create_project(
         raise PoselabError(f"{root}: already exists; open its config.yaml instead")
     sizes = _check_videos([Path(v) for v in videos])
 
-    root.mkdir(parents=True)
+    try:
+        root.mkdir(parents=True)
+    except OSError as exc:
+        raise PoselabError(f"--dir {working_dir or '.'}: cannot create {root} "
+                           f"({exc.strerror}: a part of the path is a file?)") from None
     try:
         (root / "videos").mkdir()
         (root / "labeled-data").mkdir()
@@ -397,20 +463,47 @@ def _check_videos(paths: list[Path]) -> dict[Path, tuple[int, int]]:
     return sizes
 
 
-def _add(project: Project, sizes: dict[Path, tuple[int, int]], copy: bool) -> list[Path]:
+def _add(project: Project, sizes: dict[Path, tuple[int, int]], copy: bool,
+         rename: bool = False) -> list[Path]:
+    """Register videos: every name is checked before anything is linked or written."""
     cfg = project.cfg
     if cfg.get("video_sets") is None:
         cfg["video_sets"] = {}
-    existing = {v.path.name for v in project.videos}
-    added = []
+    folder, labeled = project.root / "videos", project.labeled_data_dir
+    listed = {v.path.name for v in project.videos}
+    targets: dict[Path, Path] = {}
     for src in sizes:
-        if src.name in existing:
-            raise PoselabError(f"{src}: a video named {src.name} is already in the project")
+        name = src.name
+        if name in listed:
+            if not rename:
+                raise PoselabError(f"{src}: a video named {name} is already in the project "
+                                   "(--rename adds it under a new name)")
+            name = _unique_name(folder, labeled, name, {d.name for d in targets.values()})
+        dst = folder / name
+        same = os.path.lexists(dst) and dst.resolve() == src.resolve()
+        if os.path.lexists(dst) and not same:
+            if not rename:
+                what = (f"a symlink to {os.readlink(dst)}" if dst.is_symlink()
+                        else "a file not listed in config.yaml")
+                raise PoselabError(f"{dst}: already exists ({what}); nothing was overwritten; "
+                                   "rename the video or pass --rename to add it under a new "
+                                   "name")
+            dst = folder / _unique_name(folder, labeled, name,
+                                        {d.name for d in targets.values()})
+        elif (labeled / dst.stem).is_dir() and any((labeled / dst.stem).iterdir()):
+            if not rename:
+                raise PoselabError(f"{labeled / dst.stem}: holds frames of another video named "
+                                   f"{dst.stem}; pass --rename to add {src.name} under a new "
+                                   "name")
+            dst = folder / _unique_name(folder, labeled, name,
+                                        {d.name for d in targets.values()})
+        targets[src] = dst
+    added = []
     for src, (w, h) in sizes.items():
-        dst = project.root / "videos" / src.name
-        if src.resolve() != dst.resolve():
+        dst = targets[src]
+        if not (os.path.lexists(dst) and dst.resolve() == src.resolve()):
             _link_or_copy(src, dst, copy)
-        (project.labeled_data_dir / src.stem).mkdir(parents=True, exist_ok=True)
+        (labeled / dst.stem).mkdir(parents=True, exist_ok=True)
         key = project.relative(dst)
         cfg["video_sets"][key] = {"crop": f"0, {w}, 0, {h}"}
         project.videos.append(Video(key, dst, f"0, {w}, 0, {h}"))
@@ -419,23 +512,41 @@ def _add(project: Project, sizes: dict[Path, tuple[int, int]], copy: bool) -> li
 
 
 def add_videos(
-    config_path: str | os.PathLike, videos: list[str | os.PathLike], copy_videos: bool = False
+    config_path: str | os.PathLike, videos: list[str | os.PathLike], copy_videos: bool = False,
+    rename: bool = False,
 ) -> list[Path]:
     """Add videos to an existing project (symlinked or copied into videos/).
 
+    Nothing in videos/ is ever overwritten or written through a symlink: a name that exists
+    there (or a labeled-data folder of another video with that name) is an error naming it,
+    unless `rename`, which adds the video as `<stem>-1<ext>` (the next free name).
+
     Returns:
         The new paths under videos/.
+
+    Raises:
+        PoselabError: a missing or unreadable video, or a name that is taken (nothing is
+            written then).
     """
     project = open_project(config_path)
     (project.root / "videos").mkdir(exist_ok=True)
     sizes = _check_videos([Path(v) for v in videos])
-    added = _add(project, sizes, copy_videos)
+    added = _add(project, sizes, copy_videos, rename)
     project.save()
     return added
 
 
+def check_pcutoff(pcutoff: float) -> float:
+    """A likelihood threshold, which must be a number in [0, 1] (one-line error otherwise)."""
+    if isinstance(pcutoff, bool) or not isinstance(pcutoff, (int, float)) or not (
+            0.0 <= float(pcutoff) <= 1.0):
+        raise PoselabError(f"--pcutoff {pcutoff!r}: a likelihood threshold must be in [0, 1]")
+    return float(pcutoff)
+
+
 def resolve_pcutoff(pcutoff: float | None, config: str | os.PathLike | None = None) -> float:
-    """An explicit pcutoff, else the project's (config.yaml `pcutoff`), else 0.6."""
+    """An explicit pcutoff (checked to be in [0, 1]), else the project's (config.yaml
+    `pcutoff`), else 0.6."""
     if pcutoff is not None:
-        return float(pcutoff)
+        return check_pcutoff(pcutoff)
     return open_project(config).pcutoff if config is not None else 0.6

@@ -6,6 +6,8 @@ config order, so every picture of a project uses the same color for the same bod
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
 from pathlib import Path
 
@@ -16,17 +18,24 @@ from tqdm import tqdm
 from poselab.errors import PoselabError
 from poselab.io.fileio import atomic_write
 
+log = logging.getLogger(__name__)
+
 # Sub-pixel drawing: cv2 takes fixed-point coordinates with this many fractional bits.
 _SHIFT = 4
 
 
 def bodypart_colors(colormap: str, k: int) -> list[tuple[int, int, int]]:
-    """K distinct BGR colors from a matplotlib colormap name (falls back to 'rainbow')."""
+    """K distinct BGR colors from a matplotlib colormap name (an unknown name is said, and
+    'rainbow' used)."""
     import matplotlib
 
     try:
         cmap = matplotlib.colormaps[colormap]
     except KeyError:
+        near = difflib.get_close_matches(colormap, list(matplotlib.colormaps), n=1)
+        hint = f" (did you mean '{near[0]}'?)" if near else ""
+        log.warning("colormap %r is not a matplotlib colormap%s; using 'rainbow'", colormap,
+                    hint)
         cmap = matplotlib.colormaps["rainbow"]
     rgba = cmap(np.linspace(0, 1, max(k, 1)))[:k]
     return [(int(b * 255), int(g * 255), int(r * 255)) for r, g, b, _ in rgba]

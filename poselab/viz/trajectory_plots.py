@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from poselab.io.fileio import ensure_dir
 from poselab.viz.plots import _pyplot, _save_figure, bodypart_colors
 
 
@@ -185,7 +186,7 @@ def plot_trajectories(
         size=(int(width), int(height)) if isinstance(width, int) and isinstance(height, int)
         else None,
     )
-    folder = Path(dest) if dest is not None else predictions.parent
+    folder = ensure_dir(dest) if dest is not None else predictions.parent
     folder = folder / "plot-poses" / predictions.stem
     plt = _pyplot()
     written = []
