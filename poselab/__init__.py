@@ -28,6 +28,8 @@ _API = {
     "format_info": "poselab.io.info",
     "check_labels": "poselab.viz.plots",
     "make_synthetic_video": "poselab.io.synthetic",
+    "make_suite_project": "poselab.io.synthetic_suite",
+    "SUITE_VARIANTS": "poselab.io.synthetic_suite",
     "VideoReader": "poselab.io.video",
     "extract_frames": "poselab.io.frames",
     "extract_outliers": "poselab.analysis.outliers",
