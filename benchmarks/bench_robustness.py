@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from poselab.errors import PoselabError
 from poselab.io.synthetic_suite import (
     SUITE_VARIANTS,
     load_ground_truth,
@@ -129,7 +130,7 @@ def run_dataset(name: str, work: Path, args) -> dict:
            "size": f"{w}x{h}", "test_px": test["mean_px_error"], "pck5": test["pck5"],
            "kept_pcutoff": test["kept_pcutoff"], "truth_px": None, "hidden_px": None,
            "steps": steps, "steps_below_20px": first, "minutes": minutes,
-           "selection": result.get("selection"), "run": str(run)}
+           "selection": result.get("selection"), "run": str(run) if args.keep else None}
     if name != "openfield":
         row["truth_px"], row["hidden_px"] = truth_errors(run, config)
         row["target_met"] = bool(test["mean_px_error"] <= TARGET_PX)
@@ -147,6 +148,9 @@ def print_table(rows: list[dict]) -> None:
             f"{'kept':>6}{'truth px':>9}{'steps':>7}{'<20px @':>9}{'min':>6}  target")
     print("\n" + head)
     for r in rows:
+        if "error" in r:
+            print(f"{r['dataset']:<16}error: {r['error'][:100]}")
+            continue
         target = {True: "met", False: "NOT met"}.get(r.get("target_met"), "-")
         print(f"{r['dataset']:<16}{r['frames']:>7}{r['keypoints']:>4}{r['size']:>11}"
               f"{_fmt(r['test_px'], '.2f'):>9}{_fmt(r['pck5'], '.0%'):>7}"
@@ -223,7 +227,11 @@ def main() -> None:
     rows = []
     try:
         for name in names:
-            rows.append(run_dataset(name, work / name, args))
+            try:
+                rows.append(run_dataset(name, work / name, args))
+            except PoselabError as exc:  # e.g. weights not available offline: say, go on
+                print(f"error: {name}: {exc}", flush=True)
+                rows.append({"dataset": name, "error": str(exc), "target_met": False})
             print_table(rows)
     finally:
         if args.keep is None:
