@@ -127,7 +127,7 @@ VARIANTS: dict[str, Variant] = {
         "a white mouse with red eyes on a black rubber floor, 368x368", (368, 368), 80,
         _MEDIUM, _ALBINO, ("mat", (36, 38, 42)), noise=4.0),
     "motion_blur": Variant(
-        "a fast-running agouti mouse, strong motion blur (about 0.8 body widths), 480x360",
+        "a fast-running agouti mouse, strong motion blur (~13 px smears), 480x360",
         (480, 360), 80, _MEDIUM, _AGOUTI, ("plastic", (176, 192, 184)), speed=3.0,
         exposure=1.6),
 }
