@@ -13,7 +13,12 @@ scipy.signal.medfilt and so zero-pads: the first and last window/2 frames are pu
    (running median with 'nearest' edges, Savitzky-Golay with polynomial fits at the edges),
    so a gap never bleeds into its neighbours;
 4. x and y are replaced by the filtered values; the likelihood column is kept as it was, so
-   interpolated points keep their low likelihood and stay hidden at the same pcutoff.
+   interpolated points keep their low likelihood and stay hidden at the same pcutoff;
+5. by default the output is complete, as DeepLabCut's filtered files are (tools that read
+   them expect coordinates in every row): what steps 1-3 left missing (long gaps, the start
+   and end) gets the filtered raw predictions, and frames without any prediction (an
+   undecodable frame) are interpolated from their neighbours (the nearest value at the
+   ends). `mask_below_pcutoff` keeps those points NaN instead.
 
 Adding a filter: write `_myfilter(series, window, polyorder) -> series` for one 1-D run with
 no NaN (len(series) >= window is guaranteed; return it unchanged if it cannot be filtered),
@@ -102,11 +107,29 @@ def _check_options(method: str, window: int, polyorder: int, n: int, where: str)
                            f"got {polyorder}")
 
 
+def _complete(masked: np.ndarray, raw: np.ndarray, method: str, window: int,
+              polyorder: int) -> np.ndarray:
+    """`masked` with its NaN replaced by the filtered raw predictions (every finite raw
+    value counts, whatever its likelihood); frames with no raw value at all are linearly
+    interpolated, the nearest value at the ends. All NaN only when `raw` has no finite value."""
+    if np.isfinite(masked).all():
+        return masked
+    valid = np.flatnonzero(np.isfinite(raw))
+    if valid.size == 0:
+        return masked
+    # np.interp holds the end values beyond the first/last valid frame
+    full = np.interp(np.arange(len(raw)), valid, raw[valid])
+    filled = filter_series(full, method, window, polyorder, max_gap=0)
+    return np.where(np.isfinite(masked), masked, filled)
+
+
 def filter_frame(
     df: pd.DataFrame, method: str = "median", window: int = 5, polyorder: int = 3,
     pcutoff: float = DEFAULT_PCUTOFF, max_gap: int | None = None,
+    mask_below_pcutoff: bool = False,
 ) -> pd.DataFrame:
-    """A filtered copy of a predictions table: same index, columns and dtypes."""
+    """A filtered copy of a predictions table: same index, columns and dtypes (see the
+    module docstring; `mask_below_pcutoff` leaves uncovered points NaN)."""
     _check_options(method, window, polyorder, len(df), "")
     out = df.copy()
     scorer = df.columns.get_level_values("scorer")[0]
@@ -117,10 +140,12 @@ def filter_frame(
         # NaN likelihood compares False: such points are treated as missing too.
         bad = ~(lik >= pcutoff) | ~np.isfinite(x) | ~np.isfinite(y)
         for coord, values in (("x", x), ("y", y)):
-            values = np.where(bad, np.nan, values)
             col = (scorer, bodypart, coord)
-            out[col] = filter_series(values, method, window, polyorder, max_gap).astype(
-                df[col].dtype)
+            filtered = filter_series(np.where(bad, np.nan, values), method, window, polyorder,
+                                     max_gap)
+            if not mask_below_pcutoff:
+                filtered = _complete(filtered, values, method, window, polyorder)
+            out[col] = filtered.astype(df[col].dtype)
     return out
 
 
@@ -133,6 +158,7 @@ def filter_predictions(
     dest: str | os.PathLike | None = None,
     csv: bool = False,
     max_gap: int | None = None,
+    mask_below_pcutoff: bool = False,
 ) -> Path:
     """Filter a predictions file into `<stem>_filtered.h5` (+ .csv); the input is not touched.
 
@@ -147,7 +173,9 @@ def filter_predictions(
         dest: output folder (default: beside the input).
         csv: also write the .csv twin.
         max_gap: longest run of missing frames that is interpolated before filtering
-            (default: `window`); longer gaps stay NaN in the output.
+            (default: `window`); longer gaps get the filtered raw predictions.
+        mask_below_pcutoff: leave points below pcutoff that no interpolation covers (and
+            frames without predictions) NaN, instead of DeepLabCut's complete coordinates.
 
     Returns:
         The written .h5 path.
@@ -161,6 +189,7 @@ def filter_predictions(
     if max_gap is not None and max_gap < 0:
         raise PoselabError(f"{path}: max_gap must be >= 0, got {max_gap}")
     cutoff = DEFAULT_PCUTOFF if pcutoff is None else check_pcutoff(pcutoff)
-    filtered = filter_frame(df, method, window, polyorder, cutoff, max_gap)
+    filtered = filter_frame(df, method, window, polyorder, cutoff, max_gap,
+                            mask_below_pcutoff)
     folder = ensure_dir(dest) if dest is not None else path.parent
     return write_predictions(filtered, folder / f"{path.stem}_filtered.h5", csv=csv)[0]

@@ -57,24 +57,32 @@ def filter_cmd(
     dest: Path = typer.Option(None, "--dest", help="Output folder (default: beside each "
                               "input)."),
     csv: bool = typer.Option(False, "--csv", help="Also write the .csv twin."),
+    mask: bool = typer.Option(False, "--mask-below-pcutoff", help="Write NaN x, y for "
+                              "points below pcutoff that no short-gap interpolation covers "
+                              "(default: every row has coordinates, as in DeepLabCut)."),
 ) -> None:
     """Smooth predictions or remove jumps (median, savgol).
 
     Writes <stem>_filtered.h5 (beside each input unless --dest); the input is
-    not touched. Points below pcutoff and gaps longer than the window stay
-    missing; the first and last frames are not pulled toward 0.
+    not touched. Points below pcutoff do not steer the filter: short gaps are
+    interpolated from their confident neighbours, longer ones keep the filtered
+    raw predictions, so every row has x and y as in DeepLabCut's filtered files
+    (--mask-below-pcutoff writes NaN there instead). The likelihood column is
+    kept; the first and last frames are not pulled toward 0.
 
     Examples:
       poselab filter videos/mouse1poselab_x.h5
       poselab filter videos/mouse1poselab_x.h5 --config config.yaml --csv
       poselab filter videos/*.h5 --method savgol --window 7 --polyorder 3
+      poselab filter videos/mouse1poselab_x.h5 --mask-below-pcutoff
     """
     from poselab.analysis.postprocess import filter_predictions
     from poselab.io.project import resolve_pcutoff
 
     cutoff = resolve_pcutoff(pcutoff, config)
     for path in predictions:
-        out = filter_predictions(path, method, window, polyorder, cutoff, dest, csv)
+        out = filter_predictions(path, method, window, polyorder, cutoff, dest, csv,
+                                 mask_below_pcutoff=mask)
         typer.echo(f"wrote {out}")
 
 

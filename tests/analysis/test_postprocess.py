@@ -64,15 +64,20 @@ def test_savgol_preserves_a_quadratic_and_smooths_noise():
     assert np.abs(smoothed - quadratic).mean() < 0.8 * np.abs(noisy - quadratic).mean()
 
 
-def test_low_likelihood_ignored_and_long_gaps_stay_missing(tmp_path: Path):
-    n = 40
+def _gappy(n: int = 40) -> tuple[np.ndarray, np.ndarray]:
     x = np.arange(n, dtype=float)
     lik = np.ones(n)
     x[5] = 1000.0  # a confident-looking outlier position, but with low likelihood
     lik[5] = 0.1
     lik[20:32] = 0.2  # a 12-frame gap: longer than max_gap (= window 5)
     x[20:32] = -999.0
-    out_path = filter_predictions(_write(tmp_path, x, likelihood=lik), "median", window=5)
+    return x, lik
+
+
+def test_low_likelihood_ignored_and_long_gaps_masked_on_request(tmp_path: Path):
+    x, lik = _gappy()
+    out_path = filter_predictions(_write(tmp_path, x, likelihood=lik), "median", window=5,
+                                  mask_below_pcutoff=True)
     xy, out_lik = _xy(out_path)
     assert xy[5, 0] == pytest.approx(5.0)  # short gap: interpolated from neighbours
     assert np.isnan(xy[20:32]).all()  # long gap: nothing invented
@@ -80,16 +85,39 @@ def test_low_likelihood_ignored_and_long_gaps_stay_missing(tmp_path: Path):
     np.testing.assert_array_equal(out_lik, lik)  # likelihood kept as it was
 
 
+def test_default_output_is_complete_as_deeplabcut(tmp_path: Path):
+    """DeepLabCut's filtered files hold no NaN x/y: long low-likelihood gaps keep the
+    (filtered) raw predictions, frames without any prediction are interpolated, and the
+    low-likelihood points still do not steer their confident neighbours."""
+    x, lik = _gappy()
+    x[36], lik[36] = np.nan, 0.0  # an undecodable frame: no prediction at all
+    xy, out_lik = _xy(filter_predictions(_write(tmp_path, x, likelihood=lik), window=5))
+    assert np.isfinite(xy).all()
+    assert xy[5, 0] == pytest.approx(5.0)  # short gap: still interpolated
+    np.testing.assert_allclose(xy[22:30, 0], -999.0)  # long gap: the raw predictions
+    assert xy[36, 0] == pytest.approx(36.0)  # from its neighbours 35 and 37
+    np.testing.assert_allclose(xy[10:18, 0], x[10:18])  # confident stretch untouched
+    np.testing.assert_array_equal(out_lik, lik)
+    # read back as DeepLabCut and keypoint-moseq do: no missing coordinate anywhere
+    csv = filter_predictions(_write(tmp_path, x, likelihood=lik, name="b.h5"), window=5,
+                             csv=True).with_suffix(".csv")
+    table = pd.read_csv(csv, header=[0, 1, 2], index_col=0)
+    assert len(table) == len(x) and not table.isna().to_numpy().any()
+
+
 def test_pcutoff_and_max_gap_options(tmp_path: Path):
     x = np.arange(20, dtype=float)
     lik = np.full(20, 0.5)
     lik[8:12] = 0.4
     path = _write(tmp_path, x, likelihood=lik)
-    xy, _ = _xy(filter_predictions(path, window=3))  # default pcutoff 0.6: all missing
+    masked = {"mask_below_pcutoff": True}
+    xy, _ = _xy(filter_predictions(path, window=3, **masked))  # pcutoff 0.6: all missing
     assert np.isnan(xy).all()
-    xy, _ = _xy(filter_predictions(path, window=3, pcutoff=0.45, max_gap=2))
+    xy, _ = _xy(filter_predictions(path, window=3))  # unmasked: the raw predictions
+    np.testing.assert_allclose(xy[:, 0], x)
+    xy, _ = _xy(filter_predictions(path, window=3, pcutoff=0.45, max_gap=2, **masked))
     assert np.isnan(xy[8:12]).all() and np.isfinite(xy[:8]).all()
-    xy, _ = _xy(filter_predictions(path, window=3, pcutoff=0.45, max_gap=4))
+    xy, _ = _xy(filter_predictions(path, window=3, pcutoff=0.45, max_gap=4, **masked))
     np.testing.assert_allclose(xy[:, 0], x)
 
 
@@ -146,3 +174,14 @@ def test_cli_filter(tmp_path: Path):
     assert "Traceback" not in bad.output
     missing = runner.invoke(app, ["filter", str(tmp_path / "nope.h5")])
     assert missing.exit_code == 2 and "not found" in missing.output
+
+
+def test_cli_filter_mask_below_pcutoff(tmp_path: Path):
+    lik = np.ones(12)
+    lik[:] = 0.1
+    path = _write(tmp_path, np.arange(12.0), likelihood=lik)
+    assert runner.invoke(app, ["filter", str(path)]).exit_code == 0
+    assert np.isfinite(_xy(tmp_path / "videoDLC_test_filtered.h5")[0]).all()
+    result = runner.invoke(app, ["filter", str(path), "--mask-below-pcutoff"])
+    assert result.exit_code == 0, result.output
+    assert np.isnan(_xy(tmp_path / "videoDLC_test_filtered.h5")[0]).all()
