@@ -71,7 +71,8 @@ _TWO_VIEWS = ([(f"{p}_top", "top", p) for p in [
     "righthindpaw", "tailbase", "tailtip"]]
     + [(f"{p}_side", "side", p) for p in [
         "snout", "eye", "ear", "frontpaw", "hindpaw", "tailbase", "tailmid", "tailtip"]])
-_CHAIN = ["snout", "neck", "midback", "hips", "tailbase", "tail1", "tail2", "tail3", "tailtip"]
+_CHAIN = ["snout", "neck", "midback", "hips", "tailbase", "tail1", "tail2", "tailmid", "tail3",
+          "tailtip"]  # the spine and tail, snout to tip, as a skeleton chain
 
 _AGOUTI = Look(fur=(70, 98, 128), pink=(150, 140, 226), tail=(118, 126, 186), eye=(20, 20, 24))
 _BLACK = Look(fur=(40, 42, 46), pink=(135, 125, 205), tail=(88, 94, 122), eye=(8, 8, 10))
@@ -332,7 +333,7 @@ class SuiteDataset:
         pairs = []
         for view in ("top", "side"):
             names = {part: name for name, v, part in self.spec.parts if v == view}
-            chain = [names[p] for p in _CHAIN + ["tailmid"] if p in names]
+            chain = [names[p] for p in _CHAIN if p in names]
             pairs += [[a, b] for a, b in zip(chain, chain[1:], strict=False)]
             for part, anchors in (("leftear", ["snout"]), ("rightear", ["snout"]),
                                   ("ear", ["snout"]), ("eye", ["snout"]),

@@ -206,6 +206,9 @@ def test_two_views_names_panels_and_shared_rows():
     for part in ("snout", "tailbase", "tailtip"):
         np.testing.assert_allclose(kp[:, ds.bodyparts.index(f"{part}_top"), 1],
                                    kp[:, ds.bodyparts.index(f"{part}_side"), 1], atol=1e-9)
+    for pair in (["tailbase_side", "tailmid_side"], ["tailmid_side", "tailtip_side"],
+                 ["snout_top", "tailbase_top"]):
+        assert pair in ds.skeleton
     # headings vary: the animal walks both ways along the corridor
     snout, base = kp[:, ds.bodyparts.index("snout_top")], kp[:, ds.bodyparts.index("tailbase_top")]
     up = snout[:, 1] < base[:, 1]
