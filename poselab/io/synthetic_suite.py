@@ -29,7 +29,7 @@ import os
 import shutil
 import tempfile
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -41,7 +41,6 @@ from poselab.io.fileio import atomic_write_text
 from poselab.io.labels import empty_labels, read_labels, write_labels
 from poselab.io.project import create_project, open_project
 from poselab.io.synthetic_animal import (
-    REACH,
     Look,
     draw_side,
     draw_top,
@@ -99,7 +98,6 @@ class Variant:
     speed: float = 1.0  # walking speed factor
     exposure: float = 0.0  # motion blur: exposure in track steps (0: a sharp frame)
     views: str = "top"  # "top", or "top+side": a corridor with a mirror side view
-    extras: dict = field(default_factory=dict)
 
 
 VARIANTS: dict[str, Variant] = {
@@ -205,7 +203,9 @@ class SuiteDataset:
         variant: the variant's name.
         bodyparts: keypoint names, in column order.
         keypoints: ground truth, float64 (N, K, 2), pixel centres at integers.
-        hidden: bool (N, K), True where the labels leave the keypoint out (NaN).
+        hidden: bool (N, K), True where the labels leave the keypoint out (NaN): at random
+            (the variant's `hidden` fraction) or because it is outside the frame or its view.
+        outside: bool (N, K), True where a keypoint is outside the frame or its view's panel.
         times: the track step of each frame, int (N,).
     """
 
@@ -248,8 +248,8 @@ class SuiteDataset:
         views = {"top": body.points, "side": side}
         return np.array([views[view][part] for _, view, part in self.spec.parts])
 
-    def _inside(self, kp: np.ndarray) -> bool:
-        """Every keypoint at least 2 px inside the frame, and inside its own view's panel."""
+    def _inside(self, kp: np.ndarray) -> np.ndarray:
+        """Per keypoint, bool (K,): at least 2 px inside the frame and inside its view's panel."""
         w, h = self.size
         x0 = np.zeros(len(kp)) + 2
         x1 = np.full(len(kp), w - 3.0)
@@ -257,24 +257,30 @@ class SuiteDataset:
             top = np.array([view == "top" for _, view, _ in self.spec.parts])
             x1[top] = self._panel - 6
             x0[~top] = self._panel + 10
-        return bool(((kp[:, 0] >= x0) & (kp[:, 0] <= x1) & (kp[:, 1] >= 2)
-                     & (kp[:, 1] <= h - 3)).all())
+        return (kp[:, 0] >= x0) & (kp[:, 0] <= x1) & (kp[:, 1] >= 2) & (kp[:, 1] <= h - 3)
 
     def _pick(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """One frame per stride of the track, at a random step whose keypoints fit."""
-        times, kps = [], []
+        """One frame per stride of the track, at a random step whose keypoints all fit.
+
+        When no step of a stride fits (rare: the tail near a wall), the step with the most
+        keypoints inside is taken and the others are left unlabeled (`self.outside`), as a
+        labeler would; the ground truth keeps them.
+        """
+        times, kps, outside = [], [], []
         for i in range(n):
             start = _STRIDE * (i + 1)
-            offsets = rng.permutation(_STRIDE)
-            for k in offsets:
+            best = None
+            for k in rng.permutation(_STRIDE):
                 kp = self._points(start + int(k))
-                if self._inside(kp):
+                inside = self._inside(kp)
+                if best is None or inside.sum() > best[2].sum():
+                    best = (start + int(k), kp, inside)
+                if inside.all():
                     break
-            else:  # the margins make this rare; keep the frame with the tail clipped inward
-                kp[:, 0] = np.clip(kp[:, 0], 2, self.size[0] - 3)
-                kp[:, 1] = np.clip(kp[:, 1], 2, self.size[1] - 3)
-            times.append(start + int(k))
-            kps.append(kp)
+            times.append(best[0])
+            kps.append(best[1])
+            outside.append(~best[2])
+        self.outside = np.stack(outside)  # bool (N, K)
         return np.array(times), np.stack(kps)
 
     def _hide(self, rng: np.random.Generator) -> np.ndarray:
@@ -282,9 +288,9 @@ class SuiteDataset:
         hidden = np.zeros(n * k, bool)
         count = int(round(self.spec.hidden * n * k))
         hidden[rng.choice(n * k, size=count, replace=False)] = True
-        hidden = hidden.reshape(n, k)
+        hidden = hidden.reshape(n, k) | self.outside
         for i in np.nonzero(hidden.all(axis=1))[0]:  # every frame keeps at least one label
-            hidden[i, 0] = False
+            hidden[i, np.argmin(self.outside[i])] = False
         return hidden
 
     def __len__(self) -> int:
@@ -467,5 +473,5 @@ def preview_frame(variant: str, seed: int = 0, index: int = 0
     return ds.image(index), ds.keypoints[index], ds.bodyparts
 
 
-__all__ = ["REACH", "SCORER", "SUITE_VARIANTS", "VARIANTS", "SuiteDataset", "Variant",
+__all__ = ["SCORER", "SUITE_VARIANTS", "VARIANTS", "SuiteDataset", "Variant",
            "load_ground_truth", "make_suite_project", "preview_frame"]

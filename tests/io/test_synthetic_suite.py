@@ -199,6 +199,7 @@ def test_two_views_names_panels_and_shared_rows():
     is_top = np.array([n.endswith("_top") for n in ds.bodyparts])
     w, h = ds.size
     panel = ds._panel
+    assert not ds.outside.any()  # with this seed every keypoint fits its view
     assert (kp[:, is_top, 0] < panel).all() and (kp[:, ~is_top, 0] > panel).all()
     assert (kp[..., 0] >= 0).all() and (kp[..., 0] < w).all()
     assert (kp[..., 1] >= 0).all() and (kp[..., 1] < h).all()
@@ -296,3 +297,13 @@ def test_left_and_right_are_the_animals_own():
         # image y points down, so the animal's left is a negative cross product fwd x left
         assert (fwd[:, 0] * left[:, 1] - fwd[:, 1] * left[:, 0] < 0).all(), part
     assert ["leftear", "rightear"] in ds.flip_pairs and len(ds.flip_pairs) == 4
+
+
+def test_a_keypoint_outside_the_frame_is_unlabeled_but_kept_in_the_truth():
+    ds = SuiteDataset("two_views", seed=1)  # frame 28: the tail tip leaves the frame
+    h = ds.size[1]
+    assert ds.outside.sum() >= 1 and ds.outside[28].any()
+    i, k = np.nonzero(ds.outside)
+    assert ((ds.keypoints[i, k, 1] < 2) | (ds.keypoints[i, k, 1] > h - 3)).all()
+    assert np.isnan(ds.labels[i, k]).all() and np.isfinite(ds.keypoints).all()
+    assert (ds.hidden == ds.outside).all()  # nothing else is hidden in this variant
