@@ -100,7 +100,7 @@ def play(run: Path, video: Path, rate: float, seconds: float, runtime: str, out:
     lat = [p["latency_ms"] for p in poses]
     arr = [p["arrived_ms"] for p in poses]
     return {
-        "model": run.name, "rate": rate, "runtime": meta["runtime"],
+        "model": run.name, "rate": rate, "runtime": f"{meta['runtime']}:{meta['threads']}",
         "calibration_ms": meta["calibration_ms"], "frames": meta["frames_received"],
         "published": meta["frames_processed"], "dropped": meta["frames_dropped"],
         "late": meta["source_late"],
@@ -231,7 +231,7 @@ def main() -> None:
             print(f"{name:10} {rate:5g} {r['runtime']:11} {r['frames']:6d} {r['published']:5d} "
                   f"{r['dropped']:5d} {r['late']:4d} {r['p50_ms']:7.1f} {r['p95_ms']:7.1f} "
                   f"{r['p99_ms']:7.1f} {r['max_ms']:7.1f} {r['reader_p99_ms']:10.1f}  "
-                  f"calibration ms {r['calibration_ms']}", flush=True)
+                  f"calibration p90 ms {r['calibration_ms']}", flush=True)
     fwd = None
     if args.forward:
         name = next(iter(runs))

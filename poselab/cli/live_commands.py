@@ -40,6 +40,8 @@ def live_cmd(
                                    "(default: no limit)."),
     duration: float = typer.Option(None, "--duration", help="Stop after this many seconds "
                                    "(default: no limit)."),
+    threads: int = typer.Option(0, "--threads", help="Intra-op threads (torch, OpenCV, ONNX "
+                                "Runtime); 0 calibrates 1 and one per core."),
     device: str = typer.Option("cpu", help="cpu, cuda, mps or auto."),
 ) -> None:
     """Predict poses in real time, one frame at a time, with measured latency.
@@ -73,7 +75,7 @@ def live_cmd(
         raise PoselabError(f"--forward-ms {forward_ms}: must be >= 0")
     user_processor = load_processor(processor) if processor else None
     fwd = ForwardConfig(extra_ms=forward_ms) if forward or forward_ms else False
-    predictor = LivePredictor(run, runtime, user_processor, fwd, device)
+    predictor = LivePredictor(run, runtime, user_processor, fwd, device, threads)
     recorder = Recorder(record, predictor.bodyparts, predictor.scorer, csv) if record else None
     src = open_source(source, fps)
     publishers = [StdoutPublisher()] if stdout else []

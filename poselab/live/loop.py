@@ -36,7 +36,8 @@ class LiveStats:
         source_late: frames a video source handed over more than one interval late.
         latency_ms: per published pose, capture to sending.
         seconds: wall time from the first frame to the stop.
-        runtime, calibration_ms: the runtime chosen and what calibration measured.
+        runtime, threads: the runtime and intra-op thread count the calibration chose.
+        calibration_ms: 90th-percentile ms per frame by "runtime:threads" at calibration.
         stopped_by: "end of source", "max frames", "duration", "stop", "output closed"
             (a reader went away) or "interrupt" (Ctrl+C).
         recorded: files written by the recorder.
@@ -49,6 +50,7 @@ class LiveStats:
     latency_ms: list[float] = field(default_factory=list)
     seconds: float = 0.0
     runtime: str = ""
+    threads: int = 0
     calibration_ms: dict[str, float] = field(default_factory=dict)
     stopped_by: str = ""
     recorded: list[str] = field(default_factory=list)
@@ -76,7 +78,7 @@ class LiveStats:
         late = f", {self.source_late} delivered late by the source" if self.source_late else ""
         return (f"{self.frames_processed} poses from {self.frames_received} frames in "
                 f"{self.seconds:.1f} s ({self.stopped_by}); dropped {self.frames_dropped} "
-                f"({share:.1%}){late}; {lat}; runtime {self.runtime}")
+                f"({share:.1%}){late}; {lat}; runtime {self.runtime}, {self.threads} thread(s)")
 
 
 def run_live(
@@ -114,7 +116,7 @@ def run_live(
     try:
         if predictor.calibration is None:
             predictor.init(source.first_frame())
-        stats.runtime = predictor.calibration.chosen
+        stats.runtime, stats.threads = predictor.calibration.runtime, predictor.calibration.threads
         stats.calibration_ms = {k: round(v, 3) for k, v in predictor.calibration.ms.items()}
         if verbose:
             print(f"live: {source.description}, {source.width}x{source.height}; Ctrl+C stops",

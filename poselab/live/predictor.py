@@ -77,18 +77,36 @@ class Processor:
 
 @dataclass
 class Calibration:
-    """What the start-up calibration measured: milliseconds per frame by runtime."""
+    """What the start-up calibration measured and chose.
 
-    chosen: str
+    Attributes:
+        runtime, threads: the choice (a runtimes.RUNTIMES name; intra-op threads).
+        ms: 90th-percentile milliseconds per frame (the whole predict path) by
+            "runtime:threads"; the choice is the lowest (real time cares about the tail).
+        median_ms: the medians, same keys.
+        failed: runtimes left out, with the reason.
+    """
+
+    runtime: str = ""
+    threads: int = 0
     ms: dict[str, float] = field(default_factory=dict)
+    median_ms: dict[str, float] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def chosen(self) -> str:
+        return f"{self.runtime}:{self.threads}"
+
     def describe(self) -> str:
-        others = ", ".join(f"{k} {v:.1f} ms" for k, v in self.ms.items() if k != self.chosen)
+        key = self.chosen
+        threads = f"{self.threads} thread" + ("s" if self.threads > 1 else "")
+        text = (f"runtime {self.runtime} with {threads}: {self.median_ms[key]:.1f} ms/frame "
+                f"(median; p90 {self.ms[key]:.1f} ms)")
+        others = ", ".join(f"{k} {v:.1f}" for k, v in self.ms.items() if k != key)
+        if others:
+            text += f"; others, p90 ms: {others}"
         failed = "; ".join(f"{k} unavailable ({v})" for k, v in self.failed.items())
-        text = f"runtime {self.chosen}: {self.ms.get(self.chosen, float('nan')):.1f} ms/frame"
-        return text + (f" (also measured: {others})" if others else "") + (
-            f"; {failed}" if failed else "")
+        return text + (f"; {failed}" if failed else "")
 
 
 class LivePredictor:
@@ -101,6 +119,8 @@ class LivePredictor:
         processor: a Processor (or callable) called with every LivePose.
         forward: True or a ForwardConfig to predict each pose at publication time.
         device: "cpu" (default), "cuda", "auto", ...
+        threads: intra-op threads (torch, OpenCV, ONNX Runtime); 0 calibrates 1 and one
+            per core.
         verbose: print the calibration to stderr.
 
     Attributes:
@@ -112,7 +132,7 @@ class LivePredictor:
     def __init__(self, run: str | os.PathLike, runtime: str = "auto",
                  processor: Processor | Callable[[LivePose], object] | None = None,
                  forward: bool | ForwardConfig = False, device: str = "cpu",
-                 verbose: bool = True) -> None:
+                 threads: int = 0, verbose: bool = True) -> None:
         from poselab.pose.predict import Predictor
 
         if runtime != "auto" and runtime not in runtimes.RUNTIMES:
@@ -121,7 +141,9 @@ class LivePredictor:
         self.predictor = Predictor.from_dir(run, device=device, batch_size=1)
         self.bodyparts = self.predictor.bodyparts
         self.scorer = self.predictor.scorer
-        self.runtime = runtime
+        if threads < 0:
+            raise PoselabError(f"--threads {threads}: must be >= 1 (0 calibrates)")
+        self.runtime, self.threads = runtime, threads
         self.processor = processor
         if forward is True:
             forward = ForwardConfig()
@@ -137,32 +159,53 @@ class LivePredictor:
     def init(self, frame: np.ndarray) -> Calibration:
         """Choose and build the runtime for frames shaped like `frame` (BGR (H, W, 3)).
 
-        Called by the first `predict`; call it yourself to keep the calibration (a second or
-        a few, plus a one-time ONNX export) out of your experiment's first frame.
+        Every candidate runtime is timed on this frame with 1 intra-op thread and with one
+        per CPU core: on a busy machine (or beside the capture thread) one thread often wins
+        by far, because a parallel op waits for its slowest thread to be scheduled. The
+        choice sets torch's and OpenCV's thread counts for the process.
+
+        Called by the first `predict`; call it yourself to keep the calibration (a few
+        seconds, plus a one-time ONNX export) out of your experiment's first frame.
         """
         frame = _check_frame(frame)
         example = self._network_input(frame)
         names = runtimes.candidates(self.predictor.device) if self.runtime == "auto" \
             else [self.runtime]
-        built, cal = {}, Calibration(chosen="")
+        threads = [self.threads] if self.threads else runtimes.thread_candidates()
+        many = len(names) * len(threads) > 1
+        built, cal = {}, Calibration()
         for name in names:
-            try:
-                built[name] = runtimes.build(name, self.predictor, example, self._eager)
-            except PoselabError as exc:
-                if self.runtime != "auto":
-                    raise
-                cal.failed[name] = str(exc)
-                continue
-            self._use(*built[name])
-            cal.ms[name] = runtimes.time_predict(lambda: self.predictor.predict_frames(
-                frame[None]), repeats=15 if len(names) > 1 else 5)
-        cal.chosen = min(cal.ms, key=cal.ms.get)
-        self._use(*built[cal.chosen])
+            for n in threads:
+                self._set_threads(n)
+                try:
+                    built[name, n] = runtimes.build(name, self.predictor, example, self._eager,
+                                                    n, built.get((name, threads[0])))
+                except PoselabError as exc:
+                    if self.runtime != "auto":
+                        raise
+                    cal.failed[name] = str(exc)
+                    break
+                self._use(*built[name, n])
+                key = f"{name}:{n}"
+                cal.median_ms[key], cal.ms[key] = runtimes.time_predict(
+                    lambda: self.predictor.predict_frames(frame[None]),
+                    repeats=15 if many else 5)
+        best = min(cal.ms, key=cal.ms.get)
+        cal.runtime, cal.threads = best.rsplit(":", 1)[0], int(best.rsplit(":", 1)[1])
+        self._set_threads(cal.threads)
+        self._use(*built[cal.runtime, cal.threads])
         self._frame_shape = frame.shape
         self.calibration = cal
         if self.verbose:
             print(f"live: {cal.describe()}", file=sys.stderr)
         return cal
+
+    @staticmethod
+    def _set_threads(n: int) -> None:
+        import cv2
+
+        torch.set_num_threads(n)
+        cv2.setNumThreads(n)
 
     def _use(self, network, dtype) -> None:
         self.predictor.model, self.predictor.dtype = network, dtype

@@ -13,10 +13,11 @@ stay the ones evaluation and `analyze` use.
   onnx         ONNX Runtime on the CPU, from poselab's checked ONNX export (cached in
                <run>/.live-cache/ so only the first start pays for the export)
 
-`calibrate` times each candidate on a real frame of the source's size and returns the
-fastest; compiled runtimes are checked against eager fp32 first and left out if they differ.
+LivePredictor.init times each candidate, with 1 thread and with one per core, on a real frame
+of the source's size and keeps the lowest 90th percentile; compiled runtimes are checked
+against eager fp32 first and left out if they differ.
 
-Adding a runtime: write `_build_<name>(model, example, cache) -> (network, dtype)` and add it
+Adding a runtime: write `_build_<name>(model, example, cache, threads) -> (network, dtype)`, add it
 to RUNTIMES (and to `candidates` if auto should try it).
 """
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import importlib.util
+import os
 import statistics
 import sys
 import tempfile
@@ -42,15 +44,15 @@ Network = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 CHECK_ATOL = 1e-3  # compiled vs eager heatmap logits (fp32, fused both: float rounding only)
 
 
-def _build_torch(model, example, cache) -> tuple[Network, torch.dtype | None]:
+def _build_torch(model, example, cache, threads) -> tuple[Network, torch.dtype | None]:
     return model, None
 
 
-def _build_torch_bf16(model, example, cache) -> tuple[Network, torch.dtype | None]:
+def _build_torch_bf16(model, example, cache, threads) -> tuple[Network, torch.dtype | None]:
     return model, torch.bfloat16
 
 
-def _build_torchscript(model, example, cache) -> tuple[Network, torch.dtype | None]:
+def _build_torchscript(model, example, cache, threads) -> tuple[Network, torch.dtype | None]:
     from poselab.analysis.export import _Network
 
     with torch.no_grad(), warnings.catch_warnings():
@@ -59,7 +61,7 @@ def _build_torchscript(model, example, cache) -> tuple[Network, torch.dtype | No
         return torch.jit.freeze(traced), None
 
 
-def _build_onnx(model, example, cache) -> tuple[Network, torch.dtype | None]:
+def _build_onnx(model, example, cache, threads) -> tuple[Network, torch.dtype | None]:
     from poselab.analysis.export import FORMATS, _Network, _require
 
     _require("onnx", "onnxscript", "onnxruntime")
@@ -77,7 +79,7 @@ def _build_onnx(model, example, cache) -> tuple[Network, torch.dtype | None]:
         example = example.clone().contiguous()  # a normal tensor, not an inference one
         atomic_write(path, lambda tmp: FORMATS["onnx"].export(net, tmp, example))
     options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
+    options.intra_op_num_threads = threads
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
@@ -129,10 +131,25 @@ def cache_dir(predictor) -> Path:
         return Path(tempfile.mkdtemp(prefix="poselab-live-"))
 
 
-def build(name: str, predictor, example: torch.Tensor, eager: Network) -> tuple[Network,
-                                                                                torch.dtype | None]:
+def thread_candidates() -> list[int]:
+    """Intra-op thread counts to calibrate: 1, and one per CPU this process may use."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return sorted({1, cores})
+
+
+def build(name: str, predictor, example: torch.Tensor, eager: Network, threads: int = 1,
+          reuse: tuple[Network, torch.dtype | None] | None = None
+          ) -> tuple[Network, torch.dtype | None]:
     """The network and autocast dtype of runtime `name`, checked against `eager` on
     `example` (compiled fp32 runtimes only).
+
+    Args:
+        threads: intra-op threads (ONNX Runtime sets them per session; torch per process).
+        reuse: the same runtime built already for another thread count (only ONNX Runtime
+            needs a new session for it).
 
     Raises:
         PoselabError: an unknown runtime, a missing package, or a compiled network that
@@ -140,8 +157,10 @@ def build(name: str, predictor, example: torch.Tensor, eager: Network) -> tuple[
     """
     if name not in RUNTIMES:
         raise PoselabError(f"--runtime {name}: choose one of auto, {', '.join(RUNTIMES)}")
+    if reuse is not None and name != "onnx":
+        return reuse
     cache = cache_dir(predictor) if name == "onnx" else None
-    network, dtype = RUNTIMES[name](eager, example, cache)
+    network, dtype = RUNTIMES[name](eager, example, cache, threads)
     if name in ("torchscript", "onnx"):
         with torch.inference_mode():
             want = eager(example)[0].float()
@@ -153,15 +172,15 @@ def build(name: str, predictor, example: torch.Tensor, eager: Network) -> tuple[
 
 
 def time_predict(predict: Callable[[], object], seconds: float = 1.5, repeats: int = 15,
-                 warmup: int = 3) -> float:
-    """Median milliseconds of `predict()` after `warmup` calls: `repeats` timed calls, or
-    fewer (at least 3) when they would take longer than `seconds`."""
+                 warmup: int = 3) -> tuple[float, float]:
+    """(median, 90th percentile) milliseconds of `predict()` after `warmup` calls: `repeats`
+    timed calls, or fewer (at least 5) when they would take longer than `seconds`."""
     for _ in range(warmup):
         predict()
     times: list[float] = []
     deadline = time.perf_counter() + seconds
-    while len(times) < repeats and (len(times) < 3 or time.perf_counter() < deadline):
+    while len(times) < repeats and (len(times) < 5 or time.perf_counter() < deadline):
         t = time.perf_counter()
         predict()
         times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
+    return statistics.median(times), float(np.percentile(times, 90))

@@ -46,3 +46,15 @@ def live_video(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("live-video") / "mouse.avi"
     make_synthetic_video(path, n_frames=24, size=(96, 64), seed=1)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    """LivePredictor sets the process's torch and OpenCV thread counts: undo it after each
+    test so the rest of the suite runs as configured."""
+    import cv2
+
+    torch_threads, cv2_threads = torch.get_num_threads(), cv2.getNumThreads()
+    yield
+    torch.set_num_threads(torch_threads)
+    cv2.setNumThreads(cv2_threads)

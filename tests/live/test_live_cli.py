@@ -22,12 +22,12 @@ from .conftest import BODYPARTS
 def test_live_command_publishes_and_records(live_run: Path, live_video: Path, tmp_path: Path):
     record = tmp_path / "session.h5"
     result = CliRunner().invoke(app, ["live", str(live_run), "--source", str(live_video),
-                                      "--fps", "60", "--runtime", "torch", "--record",
-                                      str(record), "--csv"])
+                                      "--fps", "60", "--runtime", "torch", "--threads", "1",
+                                      "--record", str(record), "--csv"])
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert lines and all(list(m["pose"]) == BODYPARTS for m in lines)
-    assert "runtime torch:" in result.stderr and "latency p50" in result.stderr
+    assert "runtime torch with 1 thread:" in result.stderr and "latency p50" in result.stderr
     assert f"recorded {record}" in result.stderr
     df = read_predictions(record)
     assert record.with_suffix(".csv").is_file()
@@ -49,8 +49,8 @@ def test_user_processor_from_a_file(live_run: Path, live_video: Path, tmp_path: 
         "    def close(self):\n"
         f"        open({str(log)!r}, 'w').write(' '.join(map(str, self.frames)))\n")
     result = CliRunner().invoke(app, ["live", str(live_run), "--source", str(live_video),
-                                      "--fps", "60", "--runtime", "torch", "--processor",
-                                      f"{code}:Trigger", "--max-frames", "4"])
+                                      "--fps", "60", "--runtime", "torch", "--threads", "1",
+                                      "--processor", f"{code}:Trigger", "--max-frames", "4"])
     assert result.exit_code == 0, result.output
     published = [json.loads(line)["frame"] for line in result.stdout.splitlines()]
     assert log.read_text().split() == [str(f) for f in published] and len(published) == 4
@@ -71,7 +71,7 @@ def test_bad_options_are_one_line_errors(live_run: Path, live_video: Path, tmp_p
                                          args: list[str], needle: str):
     os.chdir(tmp_path)  # relative outputs land in the test's folder, if anything were written
     result = CliRunner().invoke(app, ["live", str(live_run), "--source", str(live_video),
-                                      "--runtime", "torch", *args])
+                                      "--runtime", "torch", "--threads", "1", *args])
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("error:") and needle in lines[-1], lines
@@ -93,7 +93,7 @@ def test_ctrl_c_on_the_command_keeps_the_recording(live_run: Path, live_video: P
     record = tmp_path / "cut.h5"
     proc = subprocess.Popen(
         [sys.executable, "-m", "poselab", "live", str(live_run), "--source", str(live_video),
-         "--fps", "4", "--runtime", "torch", "--record", str(record)],
+         "--fps", "4", "--runtime", "torch", "--threads", "1", "--record", str(record)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         frames = [json.loads(proc.stdout.readline())["frame"] for _ in range(2)]

@@ -25,7 +25,7 @@ MODEL_SECONDS = 0.1  # the fake slow model: 10 frame intervals at 100 frames/s
 
 @pytest.fixture(scope="module")
 def predictor(live_run: Path) -> LivePredictor:
-    lp = LivePredictor(live_run, runtime="torch", verbose=False)
+    lp = LivePredictor(live_run, runtime="torch", threads=1, verbose=False)
     lp.init(np.zeros((64, 96, 3), np.uint8))
     return lp
 
@@ -38,7 +38,7 @@ def _slow(network):
 
 
 def test_a_slow_model_drops_frames_instead_of_queueing(live_run: Path, live_video: Path):
-    lp = LivePredictor(live_run, runtime="torch", verbose=False)
+    lp = LivePredictor(live_run, runtime="torch", threads=1, verbose=False)
     lp.init(np.zeros((64, 96, 3), np.uint8))
     lp.predictor.model = _slow(lp.predictor.model)
     out = StringIO()
@@ -67,7 +67,7 @@ def test_recording_equals_analyze_on_the_same_frames(live_run: Path, live_video:
     from poselab.analysis.analyze import analyze_video
     from poselab.pose.predict import Predictor
 
-    lp = LivePredictor(live_run, runtime=runtime, verbose=False)
+    lp = LivePredictor(live_run, runtime=runtime, threads=1, verbose=False)
     rec = Recorder(tmp_path / "live.h5", lp.bodyparts, lp.scorer)
     stats = run_live(lp, open_source(live_video, fps=60), [], rec, verbose=False)
     assert stats.runtime == runtime
@@ -232,7 +232,8 @@ def test_predict_matches_the_batch_predictor(predictor: LivePredictor, live_vide
 
 def test_forward_prediction_is_published_with_the_measured_pose(live_run: Path,
                                                                 live_video: Path):
-    lp = LivePredictor(live_run, runtime="torch", forward=True, verbose=False)
+    lp = LivePredictor(live_run, runtime="torch", forward=True, threads=1,
+                       verbose=False)
     out = StringIO()
     run_live(lp, open_source(live_video, fps=60), [StdoutPublisher(out)], verbose=False)
     lines = [json.loads(line) for line in out.getvalue().splitlines()]

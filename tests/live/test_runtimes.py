@@ -22,33 +22,35 @@ def quick_timing(monkeypatch):
     """Calibration with 3 timed calls per runtime (the choice logic, not the figures)."""
     real = runtimes.time_predict
     monkeypatch.setattr(runtimes, "time_predict",
-                        lambda predict, **kw: real(predict, repeats=3, warmup=1))
+                        lambda predict, **kw: real(predict, repeats=5, warmup=1))
 
 
 def test_auto_keeps_the_fastest_candidate(live_run: Path, monkeypatch, capsys, quick_timing):
     monkeypatch.setattr(runtimes, "candidates", lambda device: ["torch", "torchscript"])
-    lp = LivePredictor(live_run)  # runtime auto
+    monkeypatch.setattr(runtimes, "thread_candidates", lambda: [1, 2])
+    lp = LivePredictor(live_run)  # runtime auto, threads auto
     cal = lp.init(FRAME)
-    assert set(cal.ms) == {"torch", "torchscript"} and all(v > 0 for v in cal.ms.values())
-    assert cal.chosen == min(cal.ms, key=cal.ms.get)
+    assert set(cal.ms) == {"torch:1", "torch:2", "torchscript:1", "torchscript:2"}
+    assert all(0 < cal.median_ms[k] <= v for k, v in cal.ms.items())
+    assert cal.chosen == min(cal.ms, key=cal.ms.get) == f"{cal.runtime}:{cal.threads}"
+    assert torch.get_num_threads() == cal.threads  # the choice is applied
     err = capsys.readouterr().err
-    assert f"runtime {cal.chosen}: {cal.ms[cal.chosen]:.1f} ms/frame" in err
-    assert "also measured" in err
+    assert f"runtime {cal.runtime} with {cal.threads} thread" in err and "others, p90" in err
     xy, _ = lp.predict(FRAME)
-    ref, _ = LivePredictor(live_run, runtime="torch", verbose=False).predict(FRAME)
+    ref, _ = LivePredictor(live_run, runtime="torch", threads=1, verbose=False).predict(FRAME)
     np.testing.assert_allclose(xy, ref, atol=1e-3)
 
 
 def test_a_compiled_network_that_disagrees_is_left_out(live_run: Path, monkeypatch,
                                                        quick_timing):
-    def wrong(model, example, cache):
+    def wrong(model, example, cache, threads):
         return (lambda x: tuple(t + 1 for t in model(x))), None
 
     monkeypatch.setitem(runtimes.RUNTIMES, "torchscript", wrong)
     monkeypatch.setattr(runtimes, "candidates", lambda device: ["torch", "torchscript"])
-    lp = LivePredictor(live_run, verbose=False)
+    lp = LivePredictor(live_run, threads=1, verbose=False)
     cal = lp.init(FRAME)
-    assert cal.chosen == "torch" and "torchscript" in cal.failed
+    assert cal.chosen == "torch:1" and "torchscript" in cal.failed
     assert "disagrees with PyTorch" in cal.describe()
     with pytest.raises(PoselabError, match="disagrees with PyTorch"):
         LivePredictor(live_run, runtime="torchscript", verbose=False).init(FRAME)
@@ -59,7 +61,8 @@ def test_bf16_runtime_is_close_to_fp32(live_run: Path):
     lp = LivePredictor(live_run, runtime="torch-bf16", verbose=False)
     xy, lik = lp.predict(FRAME)
     assert lp.predictor.dtype == torch.bfloat16
-    ref_xy, ref_lik = LivePredictor(live_run, runtime="torch", verbose=False).predict(FRAME)
+    fp32 = LivePredictor(live_run, runtime="torch", threads=1, verbose=False)
+    ref_xy, ref_lik = fp32.predict(FRAME)
     np.testing.assert_allclose(lik, ref_lik, atol=0.05)  # bf16 keeps 8 bits of mantissa
     assert np.isfinite(xy).all()
 
@@ -78,7 +81,7 @@ def test_onnx_runtime_matches_and_reuses_its_export(live_run: Path, tmp_path: Pa
     shutil.copytree(live_run, run)
     lp = LivePredictor(run, runtime="onnx", verbose=False)
     xy, lik = lp.predict(FRAME)
-    ref_xy, ref_lik = LivePredictor(run, runtime="torch", verbose=False).predict(FRAME)
+    ref_xy, ref_lik = LivePredictor(run, runtime="torch", threads=1, verbose=False).predict(FRAME)
     np.testing.assert_allclose(xy, ref_xy, atol=1e-2)
     np.testing.assert_allclose(lik, ref_lik, atol=1e-4)
     (cached,) = (run / ".live-cache").glob("*/model.onnx")
