@@ -169,8 +169,9 @@ def top_body(pose: Pose, s: float) -> Body:
 
 # ----------------------------------------------------------------------------- motion
 def walk(n: int, box: np.ndarray, s: float, rng: np.random.Generator, speed: float,
-           min_activity: float, corridor: bool) -> np.ndarray:
-    """Poses over n steps, float64 (n, 8): x, y, heading, bend, yaw, gait, tail phase, bend.
+         min_activity: float, corridor: bool) -> np.ndarray:
+    """Poses over n steps, float64 (n, 8): the Pose fields in order (x, y, heading, bend,
+    yaw, gait, tail phase, tail bend); the body centre stays in box (x0, y0, x1, y1).
 
     In the open (corridor False) a smoothed random walk that turns away from the walls,
     pauses now and then, bends its spine into turns and turns its head ahead of them. In a
@@ -198,7 +199,7 @@ def walk(n: int, box: np.ndarray, s: float, rng: np.random.Generator, speed: flo
             off = np.clip(np.angle(np.exp(1j * (theta - axis))) + wander, -0.45, 0.45)
             side = np.clip((pos[0] - (lo[0] + hi[0]) / 2) / max((hi[0] - lo[0]) / 2, 1), -1, 1)
             omega = 0.0
-            theta = axis + off - 0.05 * side * np.sign(np.sin(axis))
+            theta = axis + off + 0.05 * side * np.sign(np.sin(axis))  # drift to the middle
             if not lo[1] < pos[1] < hi[1]:  # the end of the corridor: turn round
                 theta = np.pi / 2 if pos[1] <= lo[1] else -np.pi / 2
         else:
@@ -421,7 +422,7 @@ def draw_side(img: np.ndarray, side: SideBody, look: Look, tex: np.ndarray) -> N
     leg_w = max(1, int(round(0.2 * s)))
     for attach, paw in side.far_legs:  # behind the body, in its shade
         cv2.line(img, _pt(attach), _pt(paw), dark, leg_w, cv2.LINE_AA, _SHIFT)
-        ellipse(img, paw, (0.1 * s, 0.2 * s), tuple(0.7 * c for c in look.pink))
+        ellipse(img, paw, (0.1 * s, 0.2 * s), tuple(0.55 * c for c in look.pink))
     _taper_line(img, side.tail, 0.24 * s, 0.06 * s, look.tail)
     mask = np.zeros(img.shape[:2], np.uint8)
     for poly in (side.outline, side.head):

@@ -228,18 +228,20 @@ class SuiteDataset:
             self._floor_x = self._panel + gap + 0.72 * (w - self._panel - gap)
             self.background = _mirror_background(spec.size, spec.floor[1], rng, self._panel,
                                                  gap, self._floor_x)
-            box = np.array([0.5 * self._panel - 0.25 * self.s, 3.4 * self.s,
-                            0.5 * self._panel + 0.25 * self.s, h - 3.4 * self.s])
+            box = np.array([0.5 * self._panel - 0.6 * self.s, 3.4 * self.s,
+                            0.5 * self._panel + 0.6 * self.s, h - 3.4 * self.s])
         else:
             self.background = _floor(spec.size, *spec.floor, rng)
             m = 3.6 * self.s
             box = np.array([m, m, w - m, h - m])
-        steps = _STRIDE * (n + 2)
-        self._track = walk(steps, box, self.s, np.random.default_rng([self.seed, self._key, 3]),
-                             spec.speed, 0.6 if spec.exposure else -1.0,
-                             spec.views == "top+side")
-        self.times, self.keypoints = self._pick(n, np.random.default_rng([self.seed, self._key, 4]))
-        self.hidden = self._hide(np.random.default_rng([self.seed, self._key, 5]))
+        def stream(k: int) -> np.random.Generator:
+            return np.random.default_rng([self.seed, self._key, k])
+
+        # a blurred variant keeps running (no pauses): every frame is smeared
+        self._track = walk(_STRIDE * (n + 2), box, self.s, stream(3), spec.speed,
+                           0.6 if spec.exposure else -1.0, spec.views == "top+side")
+        self.times, self.keypoints = self._pick(n, stream(4))
+        self.hidden = self._hide(stream(5))
 
     def _points(self, t: float) -> np.ndarray:
         """Keypoints at step t, float64 (K, 2)."""

@@ -199,10 +199,11 @@ def test_two_views_names_panels_and_shared_rows():
     is_top = np.array([n.endswith("_top") for n in ds.bodyparts])
     w, h = ds.size
     panel = ds._panel
-    assert not ds.outside.any()  # with this seed every keypoint fits its view
-    assert (kp[:, is_top, 0] < panel).all() and (kp[:, ~is_top, 0] > panel).all()
-    assert (kp[..., 0] >= 0).all() and (kp[..., 0] < w).all()
-    assert (kp[..., 1] >= 0).all() and (kp[..., 1] < h).all()
+    assert ds.outside.mean() < 0.01  # a tail tip past the frame's edge, now and then
+    labeled = ds.labels  # NaN where outside: each labeled keypoint is inside its own view
+    top, side = labeled[:, is_top, 0], labeled[:, ~is_top, 0]
+    assert (top[np.isfinite(top)] < panel).all() and (side[np.isfinite(side)] > panel).all()
+    assert (kp[..., 0] >= 0).all() and (kp[..., 0] < w).all()  # the truth: x in the frame
     # one animal, two projections: a part has the same image row in both views
     for part in ("snout", "tailbase", "tailtip"):
         np.testing.assert_allclose(kp[:, ds.bodyparts.index(f"{part}_top"), 1],
@@ -300,9 +301,13 @@ def test_left_and_right_are_the_animals_own():
 
 
 def test_a_keypoint_outside_the_frame_is_unlabeled_but_kept_in_the_truth():
-    ds = SuiteDataset("two_views", seed=1)  # frame 28: the tail tip leaves the frame
+    for seed in range(10):  # a seed where the tail tip leaves the frame in some frame
+        ds = SuiteDataset("two_views", seed=seed)
+        if ds.outside.any():
+            break
+    else:
+        pytest.fail("no two_views dataset in 10 seeds has a keypoint outside the frame")
     h = ds.size[1]
-    assert ds.outside.sum() >= 1 and ds.outside[28].any()
     i, k = np.nonzero(ds.outside)
     assert ((ds.keypoints[i, k, 1] < 2) | (ds.keypoints[i, k, 1] > h - 3)).all()
     assert np.isnan(ds.labels[i, k]).all() and np.isfinite(ds.keypoints).all()
