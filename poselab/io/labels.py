@@ -15,6 +15,7 @@ leaves either the old or the new file, never a torn one.
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -249,14 +250,27 @@ def write_labels(df: pd.DataFrame, path: str | os.PathLike) -> tuple[Path, Path]
 # ----------------------------------------------------------------------------- arrays view
 @dataclass
 class LabeledFrames:
-    """Labeled images as arrays for training: `keypoints` is float32 (N, K, 2), NaN = missing."""
+    """Labeled images as arrays for training: `keypoints` is float32 (N, K, 2), NaN = missing.
+
+    `absent` (N, K) bool marks keypoints a labeler said are not visible (NaN in the
+    keypoints, flagged in the folder's not-visible sidecar): training teaches the model to
+    predict nothing there, where a never-labeled keypoint is left out of the loss. None
+    means no keypoint is marked (label files without the sidecar behave as before).
+    """
 
     paths: list[Path]
     keypoints: np.ndarray
     bodyparts: list[str]
+    absent: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def absent_mask(self) -> np.ndarray:
+        """(N, K) bool, all False when nothing is marked not visible."""
+        if self.absent is None:
+            return np.zeros(self.keypoints.shape[:2], bool)
+        return self.absent
 
 
 def labels_to_arrays(df: pd.DataFrame, project_root: str | os.PathLike) -> LabeledFrames:
@@ -354,8 +368,43 @@ def load_project_labels(project) -> pd.DataFrame:
     return merged
 
 
+NOT_VISIBLE_SIDECAR = ".poselab-notvisible.json"  # written by the labeler (labeler/store.py)
+
+
+def read_not_visible(folder: Path) -> dict[str, set[str]]:
+    """{image name: bodyparts marked not visible} of a labeled-data folder ({} if none).
+
+    A malformed sidecar is ignored with a warning: it only refines NaN labels.
+    """
+    path = Path(folder) / NOT_VISIBLE_SIDECAR
+    if not path.is_file():
+        return {}
+    try:
+        frames = json.loads(path.read_text(encoding="utf-8"))["frames"]
+        return {str(f): {str(b) for b in bps} for f, bps in frames.items()
+                if isinstance(bps, list)}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        log.warning("%s: ignored, not a readable not-visible file (%s)", path, exc)
+        return {}
+
+
 def load_labeled_frames(project) -> LabeledFrames:
-    """Every frame with at least one labeled keypoint, as arrays (for training)."""
+    """Every frame with at least one labeled or not-visible keypoint, as arrays (training).
+
+    A keypoint marked not visible counts only while its label is NaN (a label written later
+    by another tool wins over a stale flag).
+    """
     df = load_project_labels(project)
-    df = df[df.notna().any(axis=1)]
-    return labels_to_arrays(df, project.root)
+    flags = {folder.name: read_not_visible(folder) for folder in project.labeled_folders()}
+    bodyparts = project.bodyparts
+    absent = np.zeros((len(df), len(bodyparts)), bool)
+    for i, (_, folder, image) in enumerate(df.index):
+        for b in flags.get(folder, {}).get(image, ()):
+            if b in bodyparts:
+                absent[i, bodyparts.index(b)] = True
+    xy_missing = df.isna().to_numpy().reshape(len(df), len(bodyparts), 2).all(axis=2)
+    absent &= xy_missing
+    keep = df.notna().any(axis=1).to_numpy() | absent.any(axis=1)
+    frames = labels_to_arrays(df[keep], project.root)
+    frames.absent = absent[keep] if absent.any() else None
+    return frames

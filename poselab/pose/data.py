@@ -348,6 +348,7 @@ class PoseDataset(Dataset):
             augment = replace(augment, crop_size=tuple(crop_size))
         self.augment = augment
         self.flip_pairs = flip_pair_indices(flip_pairs, frames.bodyparts)
+        self._absent = frames.absent_mask()
         # Border color of training warps: the mean, i.e. 0 after normalization (as padding).
         self._fill = tuple(round(m * 255) for m in self.mean)
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
@@ -378,6 +379,7 @@ class PoseDataset(Dataset):
         index = self.indices[i]
         image = self.image(index)
         keypoints = self.frames.keypoints[index].astype(np.float32)  # (K, 2), a copy
+        absent = self._absent[index].copy()  # (K,) marked not visible by a labeler
         moved = keypoints
         if self.train:
             rng = np.random.default_rng((self.seed % 2**63, int(self._epoch), index))
@@ -386,6 +388,9 @@ class PoseDataset(Dataset):
                 image, keypoints, m, out_hw, flipped, self.flip_pairs, self._fill
             )
             keypoints = drop_outside(moved, out_hw)
+            if flipped:  # the flags follow their bodyparts, as the keypoints did
+                for left, right in self.flip_pairs:
+                    absent[[left, right]] = absent[[right, left]]
             x = np.multiply(warped, np.float32(1 / 255), dtype=np.float32)  # (H, W, 3)
             x = torch.from_numpy(normalize(photometric(x, self.augment, rng), self.mean, self.std))
         else:
@@ -398,11 +403,14 @@ class PoseDataset(Dataset):
             "keypoints": torch.from_numpy(keypoints),
             "index": torch.tensor(index, dtype=torch.int64),
             "frame_hw": torch.tensor(image.shape[:2], dtype=torch.int64),
+            "absent": torch.from_numpy(absent),
         }
         if self.codec is not None:
             # The moved keypoints, not the NaN'd ones: a labeled keypoint pushed off the crop
             # is trained as absent (encode's label_mask 1, keypoint_mask 0), not ignored.
             targets = encode(moved, tuple(x.shape[-2:]), self.codec)
+            # A keypoint a labeler marked not visible is absent too: an all-zero target.
+            targets["label_mask"] = np.maximum(targets["label_mask"], absent.astype(np.float32))
             item.update({k: torch.from_numpy(np.asarray(v)) for k, v in targets.items()})
         return item
 

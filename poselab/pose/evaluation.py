@@ -49,11 +49,12 @@ def predict_loader(model, loader, codec: Codec, device, dtype,
             heatmaps, offsets = m(image)
         xy, likelihood = decode(heatmaps.float(), offsets.float(), codec)
         return {"xy": xy, "likelihood": likelihood, "gt": batch["keypoints"],
-                "index": batch["index"], "frame_hw": batch["frame_hw"]}
+                "index": batch["index"], "frame_hw": batch["frame_hw"],
+                "absent": batch["absent"]}
 
     out = run_eval(model, loader, metric_fn, device, autocast_dtype=dtype, keep=True,
                    progress=False)["values"]
-    out = {k: v.numpy() if k in ("index", "frame_hw") else v.float().numpy()
+    out = {k: v.numpy() if k in ("index", "frame_hw", "absent") else v.float().numpy()
            for k, v in out.items()}
     scale = getattr(loader.dataset, "input_scale", 1.0)
     frame_hw = out.pop("frame_hw")
@@ -71,10 +72,25 @@ def _rows_to_frame_pixels(xy: np.ndarray, frame_hw: np.ndarray, scale: float) ->
 
 
 def evaluate_split(model, loader, codec, device, dtype, pcutoff: float, bodyparts: list[str],
-                   flip_perm: list[int] | None = None):
-    """(metrics dict, predictions dict) of one split."""
+                   flip_perm: list[int] | None = None, calibration=None, radius: float = 5.0):
+    """(metrics dict, predictions dict) of one split.
+
+    With `calibration` (a calibration.Calibration), likelihoods are the calibrated ones (as
+    analysis writes them); pred["raw_likelihood"] keeps the model's own, and the metrics'
+    "calibration_raw" says how calibrated those were.
+    """
     pred = predict_loader(model, loader, codec, device, dtype, flip_perm)
-    metrics = keypoint_metrics(pred["xy"], pred["likelihood"], pred["gt"], pcutoff, bodyparts)
+    pred["raw_likelihood"] = pred["likelihood"]
+    if calibration is not None:
+        pred["likelihood"] = calibration.apply(pred["likelihood"])
+        radius = calibration.radius
+    metrics = keypoint_metrics(pred["xy"], pred["likelihood"], pred["gt"], pcutoff, bodyparts,
+                               absent=pred["absent"], radius=radius)
+    if calibration is not None:
+        metrics["calibration_raw"] = keypoint_metrics(
+            pred["xy"], pred["raw_likelihood"], pred["gt"], pcutoff, bodyparts,
+            absent=pred["absent"], radius=radius)["calibration"]
+        metrics["calibration_map"] = f"{calibration.method}, fitted on {calibration.source}"
     return metrics, pred
 
 
@@ -120,7 +136,14 @@ def evaluate(
         PoselabError: not a run, an unknown `which`, no project or a missing checkpoint.
     """
     from poselab.io.labels import load_labeled_frames
-    from poselab.pose.predict import autocast_dtype, load_run, run_flip_permutation, run_input_scale
+    from poselab.pose.calibration import load_calibration
+    from poselab.pose.predict import (
+        autocast_dtype,
+        load_run,
+        run_calibration_radius,
+        run_flip_permutation,
+        run_input_scale,
+    )
 
     run = Path(run)
     dev = resolve_device(device)
@@ -129,6 +152,7 @@ def evaluate(
     project, note = _project_of(run, info)
     frames = load_labeled_frames(project)
     split = read_split(run / "split.json", frames)
+    calibration = load_calibration(run)
     codec = Codec(**info["codec"])
     dtype = autocast_dtype(info["train"].get("precision", "auto"), dev)
     pcutoff = float(info.get("pcutoff", project.pcutoff))
@@ -143,7 +167,9 @@ def evaluate(
         loader = eval_loader(frames, idx, codec, model.mean, model.std,
                              input_scale=run_input_scale(info))
         metrics, pred = evaluate_split(model, loader, codec, dev, dtype, pcutoff,
-                                       info["bodyparts"], flip_perm=run_flip_permutation(info))
+                                       info["bodyparts"], flip_perm=run_flip_permutation(info),
+                                       calibration=calibration,
+                                       radius=run_calibration_radius(info))
         result[name] = metrics
         if plot:
             from poselab.viz.plots import draw_comparisons

@@ -24,7 +24,8 @@ def _nanmean(values: np.ndarray) -> float:
 
 def keypoint_metrics(
     pred: np.ndarray, likelihood: np.ndarray, gt: np.ndarray, pcutoff: float,
-    bodyparts: list[str] | None = None,
+    bodyparts: list[str] | None = None, absent: np.ndarray | None = None,
+    radius: float = PCK_RADIUS,
 ) -> dict:
     """Pixel-error metrics of one split.
 
@@ -68,19 +69,29 @@ def keypoint_metrics(
             "missing": nk - int(ek.size),
         }
     out["per_bodypart"] = per
-    out["calibration"] = likelihood_calibration(likelihood[valid], e)
+    # Calibration: the likelihood should be P(visible and within `radius` px). Keypoints a
+    # labeler marked not visible are, by that definition, never correct.
+    gone = absent.astype(bool) & ~labeled if absent is not None else np.zeros_like(labeled)
+    lik = np.concatenate([likelihood[valid], likelihood[gone]])
+    err_all = np.concatenate([e, np.full(int(gone.sum()), np.inf)])
+    ok = np.isfinite(lik)
+    out["calibration"] = likelihood_calibration(lik[ok], err_all[ok], radius=radius)
+    out["n_absent"] = int(gone.sum())
     return out
 
 
-def likelihood_calibration(likelihood: np.ndarray, err: np.ndarray, bins: int = 5) -> dict:
-    """Does likelihood mean something? Per likelihood bin, the fraction within PCK_RADIUS.
+def likelihood_calibration(likelihood: np.ndarray, err: np.ndarray, bins: int = 10,
+                           radius: float = PCK_RADIUS) -> dict:
+    """Does likelihood mean something? Per likelihood bin, the fraction within `radius`.
 
     A calibrated model has `fraction_correct` close to `mean_likelihood` in every bin; `ece`
-    is the count-weighted mean gap (expected calibration error).
+    is the count-weighted mean gap (expected calibration error, `bins` equal-width bins);
+    `auroc` is how well the likelihood separates errors > radius from the rest (0.5 =
+    chance, 1 = perfect; NaN when one of the two groups is empty).
     """
     edges = np.linspace(0.0, 1.0, bins + 1)
     table, gap = [], 0.0
-    correct = err <= PCK_RADIUS
+    correct = err <= radius
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         inside = (likelihood >= lo) & ((likelihood < hi) | (hi == 1.0))
         n = int(inside.sum())
@@ -88,10 +99,26 @@ def likelihood_calibration(likelihood: np.ndarray, err: np.ndarray, bins: int = 
             continue
         mean_lik, frac = float(likelihood[inside].mean()), float(correct[inside].mean())
         gap += n * abs(mean_lik - frac)
+        finite = err[inside][np.isfinite(err[inside])]
         table.append({"bin": [float(lo), float(hi)], "n": n, "mean_likelihood": mean_lik,
-                      "fraction_correct": frac, "mean_px_error": float(err[inside].mean())})
-    return {"criterion": f"error <= {PCK_RADIUS:g} px", "bins": table,
-            "ece": gap / max(len(err), 1) if len(err) else float("nan")}
+                      "fraction_correct": frac,
+                      "mean_px_error": float(finite.mean()) if finite.size else float("nan")})
+    return {"criterion": f"error <= {radius:g} px", "bins": table,
+            "ece": gap / max(len(err), 1) if len(err) else float("nan"),
+            "auroc": auroc(likelihood, correct)}
+
+
+def auroc(score: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve of `score` for `positive` (ties count half): the probability
+    that a random positive scores above a random negative."""
+    positive = np.asarray(positive, bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    from scipy.stats import rankdata
+
+    ranks = rankdata(score)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def format_metrics(name: str, m: dict) -> str:
@@ -110,7 +137,8 @@ def format_metrics(name: str, m: dict) -> str:
         lines.append(f"  {bp:<14}{v['mean_px_error']:>9.2f}{v['rmse']:>9.2f}"
                      f"{v['pck5']:>8.1%}{v['n']:>6d}")
     cal = m["calibration"]
-    lines.append(f"  likelihood calibration ({cal['criterion']}): ECE {cal['ece']:.3f}; "
+    lines.append(f"  likelihood calibration ({cal['criterion']}): ECE {cal['ece']:.3f}, "
+                 f"AUROC {cal.get('auroc', float('nan')):.3f}; "
                  + ", ".join(f"[{b['bin'][0]:.1f},{b['bin'][1]:.1f}] "
                              f"{b['mean_likelihood']:.2f}->{b['fraction_correct']:.2f}"
                              f" (n={b['n']})" for b in cal["bins"]))

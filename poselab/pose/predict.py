@@ -83,6 +83,11 @@ def run_flip_permutation(info: dict) -> list[int] | None:
     return flip_permutation(info["bodyparts"], info["flip_pairs"])
 
 
+def run_calibration_radius(info: dict) -> float:
+    """r of "within r pixels" in the likelihood's definition (5 px for older runs)."""
+    return float((info.get("train") or {}).get("calibration_radius", 5.0))
+
+
 @cache
 def cpu_has_fast_bf16() -> bool:
     """AVX512-BF16 or AMX: bf16 matmuls run at about twice fp32 speed on this CPU."""
@@ -126,6 +131,7 @@ class Predictor:
 
     def __init__(self, model, info: dict, epoch: int, run: str | os.PathLike,
                  device: torch.device, batch_size: int = 8, fuse: bool = True):
+        from poselab.pose.calibration import load_calibration
         from poselab.pose.heatmaps import Codec
 
         if batch_size < 1:
@@ -142,6 +148,7 @@ class Predictor:
         self.mean, self.std = model.mean, model.std
         self.input_scale = run_input_scale(info)
         self.flip_perm = run_flip_permutation(info)  # test-time flip averaging, when trained so
+        self.calibration = load_calibration(run)  # likelihood -> probability, when fitted
 
     @classmethod
     def from_dir(cls, run: str | os.PathLike, device: str = "auto", batch_size: int = 8,
@@ -198,6 +205,8 @@ class Predictor:
         k = len(self.bodyparts)
         xy = np.concatenate(xys) if xys else np.zeros((0, k, 2), np.float32)
         lik = np.concatenate(liks) if liks else np.zeros((0, k), np.float32)
+        if self.calibration is not None:
+            lik = self.calibration.apply(lik)
         if offset[0] or offset[1]:
             xy += np.asarray(offset, np.float32)
         return xy, lik

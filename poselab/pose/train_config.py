@@ -67,6 +67,11 @@ class TrainConfig:
     # over each keypoint's Gaussian, so peaks weigh the same on any map size (heatmaps.py)
     heatmap_loss: str = "bce"
     mask_unlabeled: bool = True  # DeepLabCut trains unlabeled keypoints as absent instead
+    # The likelihood is calibrated to mean P(visible and within this many pixels of the
+    # label) on the validation split after training (pose/calibration.py); none keeps raw
+    # likelihoods. Needs a validation split (val_fraction > 0).
+    calibration_radius: float = 5.0
+    calibrate: str = "auto"  # auto | platt | isotonic | none
     # Average the maps of each image and its mirror at test time (evaluation, analysis),
     # left/right channels swapped (pairs: config.yaml flip_pairs or the names); meant for
     # models trained with augment.hflip_prob > 0. About twice the inference time.
@@ -121,6 +126,9 @@ class TrainConfig:
             (0 <= self.ema_decay < 1, "ema_decay must be in [0, 1)"),
             (self.heatmap_loss in ("bce", "balanced"), "heatmap_loss must be bce or balanced"),
             (self.eval_every >= 1, "eval_every must be >= 1"),
+            (self.calibration_radius > 0, "calibration_radius must be > 0"),
+            (self.calibrate in ("auto", "platt", "isotonic", "none"),
+             "calibrate must be auto, platt, isotonic or none"),
             (self.workers >= 0, "workers must be >= 0"),
             (0.1 <= self.input_scale <= 2.0, "input_scale must be in [0.1, 2]"),
         ]

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from poselab.pose.distributed import Context
 from poselab.pose.engine import train_one_epoch
 from poselab.pose.evaluation import evaluate_split
@@ -162,6 +164,36 @@ class Trainer:
             if self.on_plan is not None:
                 self.on_plan(plan)
         return True
+
+    def calibrate(self) -> str:
+        """Fit the likelihood calibration on the validation split (rank 0); one line."""
+        from poselab.errors import PoselabError
+        from poselab.pose.calibration import fit_calibration, save_calibration
+
+        cfg = self.cfg
+        if self.run is None or cfg.calibrate == "none":
+            return ""
+        if self.evals.val is None:
+            return ("likelihoods are not calibrated: no validation split (train with "
+                    "--val-fraction 0.1 to get one)")
+        metrics, pred = evaluate_split(self.eval_model, self.evals.val, self.codec,
+                                       self.device, self.dtype, self.pcutoff, self.bodyparts,
+                                       flip_perm=self.flip_perm,
+                                       radius=cfg.calibration_radius)
+        labeled = np.isfinite(pred["gt"]).all(axis=-1)
+        err = np.linalg.norm(pred["xy"] - np.nan_to_num(pred["gt"]), axis=-1)
+        seen = labeled | pred["absent"].astype(bool)
+        correct = labeled & (err <= cfg.calibration_radius)
+        try:
+            fitted = fit_calibration(pred["likelihood"][seen], correct[seen],
+                                     cfg.calibration_radius,
+                                     f"validation split: {int(seen.sum())} keypoints",
+                                     cfg.calibrate)
+        except PoselabError as exc:
+            return f"likelihoods are not calibrated: {exc}"
+        save_calibration(self.run.path, fitted)
+        return (f"likelihood calibrated ({fitted.method}, {fitted.source}); raw ECE on it "
+                f"{metrics['calibration']['ece']:.3f}")
 
     def set_lr(self, epoch: float) -> None:
         for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):

@@ -233,6 +233,10 @@ def _train(ctx: Context, config_path, cfg, name, resume, epochs, max_minutes, pr
                 writer.truncate_metrics(state.completed)
         trainer.start_ema(plan.state)
         trainer.fit(state)
+        if writer is not None:
+            note = trainer.calibrate()
+            if note:
+                print(note, flush=True)
     except KeyboardInterrupt:
         if writer is not None:
             _report_interrupt(writer, state, plan.resume is None)

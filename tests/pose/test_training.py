@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -74,8 +75,13 @@ def test_best_checkpoint_is_chosen_on_validation_never_on_test(tiny_project: Pat
     split = json.loads((run / "split.json").read_text())
     assert len(split["val"]) == 2 and len(split["train"]) == 7 and len(split["test"]) == 3
     # the test frames are those of a run without a validation split (same seed, fraction)
-    assert split["test"] == json.loads((tiny_project.parent / "models" / "basic" /
-                                        "split.json").read_text())["test"]
+    from poselab.io.labels import load_labeled_frames
+    from poselab.io.project import open_project
+    from poselab.pose.data import image_key, split_indices
+
+    frames = load_labeled_frames(open_project(tiny_project))
+    _, test = split_indices(len(frames), 0.75, 0)
+    assert split["test"] == [image_key(frames.paths[i]) for i in test]
     metrics = pd.read_csv(run / "metrics.csv")
     best_epoch = int(metrics.loc[metrics["val_px_error"].idxmin(), "epoch"])
     assert torch.load(run / "best.pt", weights_only=True)["epoch"] == best_epoch
@@ -85,6 +91,30 @@ def test_best_checkpoint_is_chosen_on_validation_never_on_test(tiny_project: Pat
     assert result["val"]["n_frames"] == 2 and result["test"]["n_frames"] == 3
     assert result["val"]["mean_px_error"] == pytest.approx(metrics["val_px_error"].min(),
                                                            rel=1e-4)
+
+
+def test_likelihoods_are_calibrated_on_validation_and_used_everywhere(tiny_project: Path,
+                                                                      capsys):
+    from poselab.pose.calibration import load_calibration
+    from poselab.pose.predict import Predictor
+
+    run = train(tiny_project, _cfg(epochs=2, val_fraction=0.34, calibration_radius=25.0,
+                                   calibrate="platt"), name="calibrated")
+    cal = load_calibration(run)
+    assert cal is not None and cal.method == "platt" and "validation split" in cal.source
+    assert "likelihood calibrated (platt" in capsys.readouterr().out
+    result = evaluate(run)
+    assert result["test"]["calibration_map"].startswith("platt, fitted on validation split")
+    assert "calibration_raw" in result["test"] and "auroc" in result["test"]["calibration"]
+    predictor = Predictor.from_dir(run, device="cpu")
+    frames = np.zeros((1, 64, 96, 3), np.uint8)
+    xy, lik = predictor.predict_frames(frames)
+    predictor.calibration = None
+    _, raw = predictor.predict_frames(frames)
+    np.testing.assert_allclose(lik, cal.apply(raw), rtol=1e-5)
+    # a run without a validation split says its likelihoods are raw
+    train(tiny_project, _cfg(epochs=1), name="uncalibrated")
+    assert "likelihoods are not calibrated: no validation split" in capsys.readouterr().out
 
 
 def test_an_old_run_is_labelled_test_selected(tiny_project: Path, tmp_path: Path):
