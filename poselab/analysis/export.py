@@ -16,8 +16,8 @@ data-dependent ops (argmax, gather), so the export matches PyTorch up to float r
 Every export is checked against the PyTorch model on two input sizes (atol 1e-4) before it
 is kept.
 
-Adding a format: write `_export_<name>(net, path, example) -> None` that saves `net` (an
-`_Network`, taking the padded normalized batch) to `path`, and a `_run_<name>(path)` that
+Adding a format: write `_export_<name>(net, path, example) -> None` that saves `net` (a
+`PaddedNetwork`, taking the padded normalized batch) to `path`, and a `_run_<name>(path)` that
 loads it back as a callable `x -> (heatmaps, offsets)` for the check; register both, with the
 file name, in `FORMATS`.
 """
@@ -46,7 +46,7 @@ CHECK_ATOL = 1e-4  # exported vs PyTorch outputs (fused batch norms; float round
 Runner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-class _Network(nn.Module):
+class PaddedNetwork(nn.Module):
     """PoseNet for padded inputs: `backbone -> head`, without PoseNet.forward's crop.
 
     For H, W multiples of 32 the crop never applies, and without it the graph has no
@@ -86,7 +86,8 @@ def _run_torchscript(path: Path) -> Runner:
 ONNX_OPSET = 18
 
 
-def _require(*modules: str) -> None:
+def require_packages(*modules: str) -> None:
+    """Raise a one-line PoselabError naming the missing packages (ONNX export and runtime)."""
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
         raise PoselabError(f"ONNX export needs the {' and '.join(missing)} package(s): "
@@ -94,7 +95,7 @@ def _require(*modules: str) -> None:
 
 
 def _export_onnx(net: nn.Module, path: Path, example: torch.Tensor) -> None:
-    _require("onnx", "onnxscript", "onnxruntime")
+    require_packages("onnx", "onnxscript", "onnxruntime")
     from torch.export import Dim
 
     dims = {0: Dim("batch"), 2: Dim("height"), 3: Dim("width")}
@@ -107,7 +108,7 @@ def _export_onnx(net: nn.Module, path: Path, example: torch.Tensor) -> None:
 
 
 def _run_onnx(path: Path) -> Runner:
-    _require("onnxruntime")
+    require_packages("onnxruntime")
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -242,9 +243,9 @@ def export_model(
         raise PoselabError(f"--which {which!r}: choose one of auto, best, last")
     run = Path(run)
     if fmt == "onnx":
-        _require("onnx", "onnxscript", "onnxruntime")  # before the (slower) model load
+        require_packages("onnx", "onnxscript", "onnxruntime")  # before the (slower) model load
     model, info, epoch = load_run(run, which, "cpu")
-    net = _Network(model.fuse_for_inference()).eval()
+    net = PaddedNetwork(model.fuse_for_inference()).eval()
     out = Path(dest if dest is not None else run) / "export"
     for folder in (out.parent, out):
         if folder.exists() and not folder.is_dir():

@@ -53,18 +53,18 @@ def _build_torch_bf16(model, example, cache, threads) -> tuple[Network, torch.dt
 
 
 def _build_torchscript(model, example, cache, threads) -> tuple[Network, torch.dtype | None]:
-    from poselab.analysis.export import _Network
+    from poselab.analysis.export import PaddedNetwork
 
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit's deprecation notes
-        traced = torch.jit.trace(_Network(model).eval(), example, check_trace=False)
+        traced = torch.jit.trace(PaddedNetwork(model).eval(), example, check_trace=False)
         return torch.jit.freeze(traced), None
 
 
 def _build_onnx(model, example, cache, threads) -> tuple[Network, torch.dtype | None]:
-    from poselab.analysis.export import FORMATS, _Network, _require
+    from poselab.analysis.export import FORMATS, PaddedNetwork, require_packages
 
-    _require("onnx", "onnxscript", "onnxruntime")
+    require_packages("onnx", "onnxscript", "onnxruntime")
     import onnxruntime as ort
 
     if example.device.type != "cpu":
@@ -75,7 +75,7 @@ def _build_onnx(model, example, cache, threads) -> tuple[Network, torch.dtype | 
 
         print(f"live: exporting the network to ONNX once ({path})", file=sys.stderr)
         # torch.export refuses dynamic shapes with channels_last weights: export a copy.
-        net = _Network(copy.deepcopy(model).to(memory_format=torch.contiguous_format)).eval()
+        net = PaddedNetwork(copy.deepcopy(model).to(memory_format=torch.contiguous_format)).eval()
         example = example.clone().contiguous()  # a normal tensor, not an inference one
         atomic_write(path, lambda tmp: FORMATS["onnx"].export(net, tmp, example))
     options = ort.SessionOptions()

@@ -233,7 +233,7 @@ def test_torchscript_export_of_every_backbone_and_preset(arch: dict, tmp_path: P
     input sizes (64x96, traced; 96x128) and a third one. The network only, no run dir: the
     run-dir path is tested above, and a checkpoint round trip would triple the time."""
     from poselab.analysis.export import FORMATS as WRITERS
-    from poselab.analysis.export import _check, _Network
+    from poselab.analysis.export import PaddedNetwork, _check
     from poselab.pose.models.posenet import PoseNet
     from poselab.pose.train_config import resolve_config
 
@@ -244,7 +244,7 @@ def test_torchscript_export_of_every_backbone_and_preset(arch: dict, tmp_path: P
                     backbone_stride=cfg.backbone_stride, head_width=cfg.head_width,
                     head_direct=cfg.head_direct).eval()
     _randomize_batch_norms(model)
-    net = _Network(model.fuse_for_inference()).eval()
+    net = PaddedNetwork(model.fuse_for_inference()).eval()
     path = tmp_path / "model.pt"
     WRITERS["torchscript"].export(net, path, torch.zeros(1, 3, 64, 96))
     exported = WRITERS["torchscript"].load(path)
