@@ -26,7 +26,8 @@ them.
 Without --run, untrained runs of both models are built in a temporary folder.
 
     python benchmarks/bench_live.py --run fastest=models/fastest_lite0 --run default=models/resnet50
-        [--rates 30,60,100] [--seconds 20] [--runtime auto] [--forward]
+        [--rates 30,60,100] [--seconds 20] [--runtime auto | --runtime default=onnx]
+        [--threads 0] [--forward]
         [--dlclive-python /tmp/dlclive-venv/bin/python]
 """
 
@@ -79,12 +80,13 @@ def pct(values, q) -> float | None:
 
 
 def play(run: Path, video: Path, rate: float, seconds: float, runtime: str, out: Path,
-         forward: bool = False) -> dict:
+         forward: bool = False, threads: int = 0) -> dict:
     """One `poselab live` process; per-pose figures from its stdout, totals from its meta."""
     record = out / f"{run.name}-{rate:g}{'-fwd' if forward else ''}.h5"
     cmd = [sys.executable, "-m", "poselab", "live", str(run), "--source", str(video),
            "--fps", f"{rate:g}", "--runtime", runtime, "--record", str(record),
-           "--duration", f"{seconds:g}"] + (["--forward"] if forward else [])
+           "--duration", f"{seconds:g}", "--threads", str(threads)] + (
+               ["--forward"] if forward else [])
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             bufsize=1)
     poses = []
@@ -200,7 +202,9 @@ def main() -> None:
     parser.add_argument("--video", type=Path, default=VIDEO)
     parser.add_argument("--rates", default="30,60,100")
     parser.add_argument("--seconds", type=float, default=20.0, help="playback per rate")
-    parser.add_argument("--runtime", default="auto")
+    parser.add_argument("--runtime", action="append", default=[], metavar="[NAME=]RUNTIME",
+                        help="runtime for every model, or for one (default: auto)")
+    parser.add_argument("--threads", type=int, default=0, help="0: calibrated")
     parser.add_argument("--forward", action="store_true", help="measure forward prediction")
     parser.add_argument("--dlclive-python", help="python of a venv with deeplabcut-live")
     parser.add_argument("--dlclive-frames", type=int, default=30)
@@ -219,13 +223,18 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} "
           f"{load[2]:.2f} at start; video {args.video.name}; {args.seconds:g} s per rate")
     rates = [float(r) for r in args.rates.split(",")]
+    chosen = {"": "auto"}
+    for item in args.runtime:
+        name, sep, value = item.rpartition("=")
+        chosen[name if sep else ""] = value
     results = []
     header = (f"{'model':10} {'rate':>5} {'runtime':11} {'frames':>6} {'pub':>5} {'drop':>5} "
               f"{'late':>4} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7} {'reader p99':>10}")
     print(header)
     for name, run in runs.items():
         for rate in rates:
-            r = play(run, args.video, rate, args.seconds, args.runtime, out)
+            r = play(run, args.video, rate, args.seconds, chosen.get(name, chosen[""]), out,
+                     threads=args.threads)
             r["name"] = name
             results.append(r)
             print(f"{name:10} {rate:5g} {r['runtime']:11} {r['frames']:6d} {r['published']:5d} "
@@ -235,7 +244,8 @@ def main() -> None:
     fwd = None
     if args.forward:
         name = next(iter(runs))
-        r = play(runs[name], args.video, 60, args.seconds, args.runtime, out, forward=True)
+        r = play(runs[name], args.video, 60, args.seconds, chosen.get(name, chosen[""]), out,
+                 forward=True, threads=args.threads)
         fwd = {"model": name, "rate": 60, "p99_ms": r["p99_ms"], "dropped": r["dropped"],
                **forward_errors(runs[name], args.video, r)}
         if not fwd["points"]:

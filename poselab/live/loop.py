@@ -138,7 +138,7 @@ def run_live(
         for pub in publishers:
             pub.close()
         predictor.close()
-        if recorder is not None:
+        if recorder is not None and start is not None:  # the run began: keep what it saw
             meta = _meta(predictor, source, stats)
             stats.recorded = [str(p) for p in recorder.save(meta)]
     if verbose:
