@@ -23,7 +23,6 @@ numbers computed by hand.
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,8 +38,7 @@ from poselab.io.predictions import (
     write_predictions,
     write_variance,
 )
-
-_MIN_WEIGHT = 1e-6  # a member reporting likelihood 0 still counts, a little
+from poselab.pose.ensemble import combine_arrays  # the rule itself lives with the model
 
 
 def _stack(members: Sequence[pd.DataFrame]) -> tuple[np.ndarray, np.ndarray, list[str], str]:
@@ -60,31 +58,6 @@ def _stack(members: Sequence[pd.DataFrame]) -> tuple[np.ndarray, np.ndarray, lis
     xy = np.stack([a[0] for a in arrays])
     lik = np.stack([a[1] for a in arrays])
     return xy, lik, bodyparts, scorer
-
-
-def combine_arrays(xy: np.ndarray, likelihood: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Ensemble of M members from xy (M, N, K, 2) and likelihood (M, N, K).
-
-    Returns:
-        (mean xy (N, K, 2), mean likelihood (N, K), variance (N, K, 2)); see the module
-        docstring for the rules. NaN where no member has a finite position.
-    """
-    finite = np.isfinite(xy).all(axis=-1)  # (M, N, K)
-    w = np.where(finite, np.clip(np.nan_to_num(likelihood, nan=0.0), _MIN_WEIGHT, None), 0.0)
-    total = w.sum(axis=0)  # (N, K)
-    seen = total > 0
-    safe = np.where(seen, total, 1.0)[..., None]
-    pos = np.where(finite[..., None], xy, 0.0)
-    mean = (w[..., None] * pos).sum(axis=0) / safe
-    n = finite.sum(axis=0)[..., None]  # members with a position, (N, K, 1)
-    dev2 = np.where(finite[..., None], (pos - mean) ** 2, 0.0).sum(axis=0) / np.maximum(n, 1)
-    mean[~seen] = np.nan
-    dev2[~seen] = np.nan
-    with warnings.catch_warnings():  # an all-NaN column is NaN on purpose, not a warning
-        warnings.simplefilter("ignore", RuntimeWarning)
-        lik = np.nanmean(likelihood, axis=0)
-    return mean, lik, dev2
 
 
 def combine_predictions(

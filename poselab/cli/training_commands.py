@@ -48,6 +48,10 @@ def train_cmd(
                              "<backbone>-<date>-<time>)."),
     resume: str = typer.Option(None, help="Continue a run (its folder or name); only --epochs "
                                "and --max-minutes may change."),
+    ensemble: int = typer.Option(1, "--ensemble", help="Train this many models (seeds seed, "
+                                 "seed+1, ...; one split) into one run, used as one: analyze "
+                                 "writes their mean and a variance file, smooth uses it. A "
+                                 "--max-minutes budget is shared."),
 ) -> None:
     """Train a pose model on the project's labeled frames.
 
@@ -62,6 +66,7 @@ def train_cmd(
       poselab train config.yaml
       poselab train config.yaml --preset fast_lite0 --max-minutes 30
       poselab train config.yaml --train-fraction 0.5 --val-fraction 0.1
+      poselab train config.yaml --ensemble 3 --max-minutes 60
       poselab train config.yaml --backbone resnet18 --epochs 100 --set lr=1e-3
       poselab train config.yaml --resume resnet50-20261126-101500 --epochs 300
       torchrun --nproc_per_node 4 -m poselab train config.yaml --device cuda
@@ -76,7 +81,8 @@ def train_cmd(
         raise PoselabError("--resume continues a run with its own options; only --epochs and "
                            "--max-minutes may change")
     cfg = None if resume else resolve_config(preset, flags, list(assignments))
-    run = train(config, cfg, name=name, resume=resume, epochs=epochs, max_minutes=max_minutes)
+    run = train(config, cfg, name=name, resume=resume, epochs=epochs, max_minutes=max_minutes,
+                ensemble=ensemble)
     typer.echo(f"run: {run}")
 
 

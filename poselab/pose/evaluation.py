@@ -22,6 +22,7 @@ from poselab.io.fileio import atomic_write_text
 from poselab.pose.data import PoseDataset, pad_collate, read_split, to_frame_pixels
 from poselab.pose.engine import evaluate as run_eval
 from poselab.pose.engine import resolve_device
+from poselab.pose.ensemble import combine_arrays, ensemble_members, is_ensemble
 from poselab.pose.flip import flip_average
 from poselab.pose.heatmaps import Codec, decode
 from poselab.pose.metrics import format_metrics, keypoint_metrics
@@ -103,7 +104,9 @@ def _project_of(run: Path, info: dict):
     from poselab.io.project import open_project
 
     recorded = Path(str(info.get("project_config", "")))
-    own = run.resolve().parents[1] / "config.yaml"
+    # the folder above models/ (an ensemble member is one level deeper)
+    own = next((d.parent / "config.yaml" for d in run.resolve().parents if d.name == "models"),
+               run.resolve().parents[1] / "config.yaml")
     if own.is_file():
         differs = recorded.is_file() and recorded.resolve() != own.resolve()
         note = (f"trained in {recorded.parent}; evaluated against the labels of {own.parent}, "
@@ -147,17 +150,22 @@ def evaluate(
 
     run = Path(run)
     dev = resolve_device(device)
-    model, info, epoch = load_run(run, which, dev)
+    members = ensemble_members(run) if is_ensemble(run) else [run]
+    loaded = [load_run(m, which, dev) for m in members]
+    model, info, epoch = loaded[0]
     model = model.to(memory_format=torch.channels_last)
-    project, note = _project_of(run, info)
+    project, note = _project_of(members[0], info)
     frames = load_labeled_frames(project)
-    split = read_split(run / "split.json", frames)
-    calibration = load_calibration(run)
+    split = read_split(members[0] / "split.json", frames)
+    calibration = load_calibration(members[0])
     codec = Codec(**info["codec"])
     dtype = autocast_dtype(info["train"].get("precision", "auto"), dev)
     pcutoff = float(info.get("pcutoff", project.pcutoff))
     result: dict = {"run": str(run), "epoch": epoch, "checkpoint": info["checkpoint"]["file"],
                     "selection": info["checkpoint"]["rule"], "notes": [note] if note else []}
+    if len(members) > 1:
+        result["ensemble"] = len(members)
+        result["selection"] = f"ensemble of {len(members)} members, each: {result['selection']}"
     out_dir = run / "evaluation"
     out_dir.mkdir(exist_ok=True)
     parts = [("train", split.train), ("val", split.val), ("test", split.test)]
@@ -170,6 +178,9 @@ def evaluate(
                                        info["bodyparts"], flip_perm=run_flip_permutation(info),
                                        calibration=calibration,
                                        radius=run_calibration_radius(info))
+        if len(members) > 1:
+            metrics, pred = _ensemble_split(members, loaded, loader, pred, codec, dev, dtype,
+                                            pcutoff, info)
         result[name] = metrics
         if plot:
             from poselab.viz.plots import draw_comparisons
@@ -181,6 +192,29 @@ def evaluate(
         plot_calibration(result["test"]["calibration"], out_dir / "calibration.png")
     atomic_write_text(out_dir / "metrics.json", json.dumps(result, indent=2))
     return result
+
+
+def _ensemble_split(members, loaded, loader, first: dict, codec, dev, dtype, pcutoff: float,
+                    info: dict) -> tuple[dict, dict]:
+    """Metrics of an ensemble on one split: every member's (calibrated) predictions combined
+    by ensemble.combine_arrays, as analysis combines them."""
+    from poselab.pose.calibration import load_calibration
+    from poselab.pose.predict import run_calibration_radius, run_flip_permutation
+
+    xys, liks = [first["xy"]], [first["likelihood"]]
+    for member, (model, member_info, _) in zip(members[1:], loaded[1:], strict=True):
+        model = model.to(memory_format=torch.channels_last)
+        _, pred = evaluate_split(model, loader, codec, dev, dtype, pcutoff,
+                                 member_info["bodyparts"],
+                                 flip_perm=run_flip_permutation(member_info),
+                                 calibration=load_calibration(member))
+        xys.append(pred["xy"])
+        liks.append(pred["likelihood"])
+    xy, lik, var = combine_arrays(np.stack(xys), np.stack(liks))
+    pred = {**first, "xy": xy, "likelihood": lik, "variance": var}
+    metrics = keypoint_metrics(xy, lik, first["gt"], pcutoff, info["bodyparts"],
+                               absent=first["absent"], radius=run_calibration_radius(info))
+    return metrics, pred
 
 
 def format_evaluation(result: dict) -> str:

@@ -26,7 +26,15 @@ from poselab.errors import PoselabError
 
 
 def read_run_info(run: str | os.PathLike) -> dict:
-    """run.yaml of a run dir, with a clear error for a folder that is not a run."""
+    """run.yaml of a run dir, with a clear error for a folder that is not a run.
+
+    For an ensemble (pose/ensemble.py), the first member's, with "ensemble": [member dirs].
+    """
+    from poselab.pose.ensemble import ensemble_members, is_ensemble
+
+    if is_ensemble(run):
+        members = ensemble_members(run)
+        return {**read_run_info(members[0]), "ensemble": [str(m) for m in members]}
     path = Path(run) / "run.yaml"
     if not path.is_file():
         raise PoselabError(f"{run}: not a poselab run (no run.yaml); runs live in models/<run>/")
@@ -166,7 +174,12 @@ class Predictor:
             PoselabError: not a run dir, or an unavailable device.
         """
         from poselab.pose.engine import resolve_device
+        from poselab.pose.ensemble import ensemble_members, is_ensemble
 
+        if is_ensemble(run):  # the same interface, N models inside
+            members = [Predictor.from_dir(m, device, batch_size, which, fuse)
+                       for m in ensemble_members(run)]
+            return EnsemblePredictor(members, run)
         dev = resolve_device(device)
         model, info, epoch = load_run(run, which, dev)
         return cls(model, info, epoch, run, dev, batch_size, fuse)
@@ -229,3 +242,39 @@ class Predictor:
         # them back to frame pixels).
         xy, likelihood = decode(heatmaps.float(), offsets.float(), self.codec)
         return xy.cpu().numpy(), likelihood.cpu().numpy()
+
+
+class EnsemblePredictor:
+    """An ensemble run (pose/ensemble.py) behind Predictor's interface.
+
+    `predict_rgb` returns the combined keypoints and likelihoods; `predict_rgb_with_variance`
+    also returns the members' spread, (B, K, 2) px^2, which analysis writes beside the
+    predictions. Attributes mirror Predictor's (taken from the first member); `members`
+    holds the members' Predictors.
+    """
+
+    def __init__(self, members: list[Predictor], run: str | os.PathLike) -> None:
+        first = members[0]
+        self.members, self.run = members, Path(run)
+        self.info = {**first.info, "ensemble": [str(m.run) for m in members]}
+        self.epoch, self.device, self.batch_size = first.epoch, first.device, first.batch_size
+        self.dtype, self.bodyparts = first.dtype, first.bodyparts
+        self.scorer = run_scorer(run, first.info)
+        self.input_scale, self.codec = first.input_scale, first.codec
+
+    def predict_frames(self, frames_bgr, offset: tuple[float, float] = (0, 0)):
+        frames = np.asarray(frames_bgr)
+        return self.predict_rgb(np.ascontiguousarray(frames[..., ::-1]), offset)
+
+    def predict_rgb(self, frames_rgb: np.ndarray, offset: tuple[float, float] = (0, 0)):
+        xy, lik, _ = self.predict_rgb_with_variance(frames_rgb, offset)
+        return xy, lik
+
+    def predict_rgb_with_variance(self, frames_rgb: np.ndarray,
+                                  offset: tuple[float, float] = (0, 0)):
+        from poselab.pose.ensemble import combine_arrays
+
+        outs = [m.predict_rgb(frames_rgb, offset) for m in self.members]
+        xy, lik, var = combine_arrays(np.stack([o[0] for o in outs]),
+                                      np.stack([o[1] for o in outs]))
+        return xy.astype(np.float32), lik.astype(np.float32), var.astype(np.float32)

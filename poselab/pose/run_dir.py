@@ -71,7 +71,7 @@ class RunDir:
         """A run given as a folder, or as a name under the project's models/."""
         path = Path(run)
         path = path if path.is_dir() else project_root / "models" / str(run)
-        if not (path / "run.yaml").is_file():
+        if not ((path / "run.yaml").is_file() or (path / "ensemble.yaml").is_file()):
             raise PoselabError(f"{run}: not a poselab run (no run.yaml); runs live in "
                                f"{project_root / 'models'}/<run>/")
         return cls(path)

@@ -53,7 +53,8 @@ class TrainConfig:
     # (best.pt); drawn from the training part, so the test split is the same with or
     # without it. 0: no validation split, the final checkpoint is the model.
     val_fraction: float = 0.0
-    seed: int = 0
+    seed: int = 0  # initialisation, augmentation and batch order (and the split, unless:)
+    split_seed: int | None = None  # the train/val/test split's seed; None: `seed`
     # The network sees every image resized by this factor (DeepLabCut's global_scale), in
     # training, evaluation, analysis and export: 0.5 is ~4x fewer FLOPs per frame. Labels,
     # metrics and predictions stay in original image pixels. crop_size, sigma and

@@ -17,19 +17,23 @@ import dataclasses
 import datetime as dt
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import yaml
 from torch.utils.data import DataLoader
 
 from poselab.errors import PoselabError
+from poselab.io.fileio import atomic_write_text
 from poselab.io.labels import LabeledFrames, load_labeled_frames
 from poselab.io.project import Project, open_project
 from poselab.pose.augment import AugmentConfig, auto_crop_size, flip_pair_indices
 from poselab.pose.data import PoseDataset, Split, make_split, worker_init_fn
 from poselab.pose.distributed import Context
 from poselab.pose.engine import load_checkpoint, resolve_device
+from poselab.pose.ensemble import ENSEMBLE_FILE, is_ensemble
 from poselab.pose.evaluation import eval_loader
 from poselab.pose.flip import detect_flip_pairs, flip_permutation
 from poselab.pose.heatmaps import Codec, pose_loss
@@ -92,6 +96,10 @@ def _frame_sizes(frames: LabeledFrames) -> list[tuple[int, int]]:
     return sizes
 
 
+def _split_seed(cfg: TrainConfig) -> int:
+    return cfg.seed if cfg.split_seed is None else cfg.split_seed
+
+
 def _train_fraction(project: Project, cfg: TrainConfig) -> float:
     if cfg.train_fraction is not None:
         return cfg.train_fraction
@@ -127,7 +135,7 @@ def _plan(config_path, cfg, resume, epochs, max_minutes) -> _Plan:
     augment = AugmentConfig.from_dict(cfg.augment)
     fraction = _train_fraction(project, cfg)
     if run is None:
-        split = make_split(len(frames), fraction, cfg.seed, cfg.val_fraction)
+        split = make_split(len(frames), fraction, _split_seed(cfg), cfg.val_fraction)
     else:  # the run's own split, even if frames were labeled since
         split = run.read_split(frames)
     return _Plan(project, frames, cfg, split, fraction, _flip_pairs(project, augment, cfg), run,
@@ -154,8 +162,9 @@ def train(
     epochs: int | None = None,
     max_minutes: float | None = None,
     progress: bool | None = None,
+    ensemble: int = 1,
 ) -> Path:
-    """Train a pose model on a project's labeled frames.
+    """Train a pose model (or an ensemble of them) on a project's labeled frames.
 
     Args:
         config_path: the project's config.yaml.
@@ -167,6 +176,10 @@ def train(
             fraction of the epochs, stretches accordingly).
         max_minutes: override cfg.max_minutes (the time budget of this call).
         progress: show progress bars (None: only on a terminal).
+        ensemble: train this many members (seeds seed, seed + 1, ...; one split) into
+            models/<name>/member-<i>/, used as one model by evaluate and analyze (see
+            pose/ensemble.py); a time budget is shared equally. Resuming an ensemble
+            finishes its members.
 
     Returns:
         The run dir.
@@ -175,17 +188,72 @@ def train(
         PoselabError: bad labels, options, split, device, backbone or weights (before any
             folder is created).
     """
+    if isinstance(ensemble, bool) or not isinstance(ensemble, int) or ensemble < 1:
+        raise PoselabError(f"--ensemble {ensemble!r}: the number of members must be >= 1")
     ctx = Context()
     ok = False
     try:
-        run = _train(ctx, config_path, cfg, name, resume, epochs, max_minutes, progress)
+        resumes_ensemble = resume is not None and is_ensemble(
+            RunDir.find(open_project(config_path).root, resume).path)
+        if ensemble > 1 or resumes_ensemble:
+            run = _train_ensemble(ctx, config_path, cfg, name, resume, epochs, max_minutes,
+                                  progress, ensemble)
+        else:
+            run = _train(ctx, config_path, cfg, name, resume, epochs, max_minutes, progress)
         ok = True
         return run
     finally:
         ctx.close(ok)
 
 
-def _train(ctx: Context, config_path, cfg, name, resume, epochs, max_minutes, progress) -> Path:
+def _train_ensemble(ctx: Context, config_path, cfg, name, resume, epochs, max_minutes,
+                    progress, n: int) -> Path:
+    """Members one after the other into one folder; an interrupted ensemble resumes."""
+    project = open_project(config_path)
+    if resume is not None:
+        folder = RunDir.find(project.root, resume)
+        doc = yaml.safe_load((folder.path / ENSEMBLE_FILE).read_text(encoding="utf-8"))
+        base = TrainConfig.from_dict(doc["train"], str(folder.path / ENSEMBLE_FILE))
+        names, seeds = list(doc["members"]), list(doc["seeds"])
+    else:
+        plan = _plan(config_path, cfg, None, epochs, max_minutes)  # every check, no folder
+        base = plan.cfg
+        names = [f"member-{i}" for i in range(n)]
+        seeds = [base.seed + i for i in range(n)]
+
+        def open_folder() -> RunDir:
+            made = RunDir.create(project.root / "models",
+                                 name or f"{base.backbone}-ensemble-"
+                                         f"{dt.datetime.now():%Y%m%d-%H%M%S}")
+            doc = {"members": names, "seeds": seeds, "train": base.to_dict()}
+            atomic_write_text(made.path / ENSEMBLE_FILE, yaml.safe_dump(doc, sort_keys=False))
+            return made
+
+        folder = ctx.decide(open_folder)
+    budget = max_minutes if max_minutes is not None else base.max_minutes
+    share = budget / len(names) if budget is not None else None
+    try:
+        for member, seed in zip(names, seeds, strict=True):
+            path = folder.path / member
+            if (path / "last.pt").is_file():
+                _train(ctx, config_path, None, None, path, epochs, share, progress)
+            else:
+                shutil.rmtree(path, ignore_errors=True)  # a member stopped before epoch 1
+                member_cfg = dataclasses.replace(base, seed=seed,
+                                                 split_seed=_split_seed(base), max_minutes=share)
+                if epochs is not None:
+                    member_cfg.epochs = epochs
+                _train(ctx, config_path, member_cfg, member, None, None, None, progress,
+                       models_dir=folder.path)
+    except BaseException:
+        if resume is None and not any((folder.path / m / "last.pt").is_file() for m in names):
+            folder.remove()  # nothing to resume: do not block the name
+        raise
+    return folder.path
+
+
+def _train(ctx: Context, config_path, cfg, name, resume, epochs, max_minutes, progress,
+           models_dir: Path | None = None) -> Path:
     plan = _plan(config_path, cfg, resume, epochs, max_minutes)
     cfg, split = plan.cfg, plan.split
     if len(split.train) < ctx.world:
@@ -205,10 +273,10 @@ def _train(ctx: Context, config_path, cfg, name, resume, epochs, max_minutes, pr
     def open_run() -> RunDir:
         if plan.resume is not None:
             return plan.resume
-        folder = RunDir.create(plan.project.root / "models",
+        folder = RunDir.create(models_dir or plan.project.root / "models",
                                name or f"{cfg.backbone}-{dt.datetime.now():%Y%m%d-%H%M%S}")
         try:
-            folder.write_split(split, plan.frames, cfg.seed, plan.train_fraction,
+            folder.write_split(split, plan.frames, _split_seed(cfg), plan.train_fraction,
                                cfg.val_fraction)
         except BaseException:
             folder.remove()

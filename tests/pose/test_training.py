@@ -373,3 +373,28 @@ def test_flips_need_every_left_right_bodypart_paired(tmp_path):
     with pytest.raises(PoselabError, match=r"\['leftpaw'\] has no counterpart"):
         _flip_pairs(project(["snout", "leftpaw", "rightear", "leftear"]), flips, _cfg())
     assert _flip_pairs(project(["leftpaw"]), AugmentConfig(), _cfg()) == []  # no flips
+
+
+def test_an_ensemble_trains_members_on_one_split_and_is_used_as_one(tiny_project: Path,
+                                                                    tmp_path: Path):
+    from poselab.analysis.analyze import analyze_videos
+    from poselab.io.predictions import read_predictions, read_variance
+    from poselab.pose.ensemble import ensemble_members
+
+    run = train(tiny_project, _cfg(epochs=1), name="trio", ensemble=3)
+    members = ensemble_members(run)
+    assert [m.name for m in members] == ["member-0", "member-1", "member-2"]
+    splits = [json.loads((m / "split.json").read_text()) for m in members]
+    assert splits[0] == splits[1] == splits[2]  # one split ...
+    seeds = [__import__("yaml").safe_load((m / "run.yaml").read_text())["train"]["seed"]
+             for m in members]
+    assert seeds == [0, 1, 2]  # ... different seeds
+    result = evaluate(run)
+    assert result["ensemble"] == 3 and "ensemble of 3 members" in result["selection"]
+    video = next((tiny_project.parent / "videos").iterdir())
+    (h5,) = analyze_videos(run, [video], dest=tmp_path, device="cpu")
+    df, var = read_predictions(h5), read_variance(h5)
+    assert len(df) == len(var) and (var.to_numpy()[np.isfinite(var.to_numpy())] >= 0).all()
+    assert var.to_numpy()[np.isfinite(var.to_numpy())].max() > 0  # members disagree somewhat
+    with pytest.raises(Exception, match="must be >= 1"):
+        train(tiny_project, _cfg(), name="none", ensemble=0)
