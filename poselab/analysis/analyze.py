@@ -2,9 +2,11 @@
 
 `analyze_video(predictor, video)` streams a video through a `Predictor`: a background thread
 decodes frames and stacks them into batches (a bounded queue, so memory does not grow with
-video length) while the model runs. It writes `<stem><scorer>.h5` (one row per frame,
-undecodable frames as NaN rows) and `<stem><scorer>_meta.json` (the facts DeepLabCut keeps
-in `_meta.pickle`). `analyze_videos(run, videos, executor=...)` spreads videos over any
+video length) while the model runs. It writes `<stem><scorer>.h5` (one row per frame; an
+undecodable frame has x, y NaN and likelihood 0, never a blank .csv row, which
+`read_csv(header=[0, 1, 2], index_col=0)` would take for index names) and
+`<stem><scorer>_meta.json` (the facts DeepLabCut keeps in `_meta.pickle`).
+`analyze_videos(run, videos, executor=...)` spreads videos over any
 concurrent.futures.Executor (a process pool, Dask's `client.get_executor()`).
 
 Extending: a new per-video output (e.g. a labeled video) is a function of the written .h5,
@@ -151,14 +153,15 @@ def analyze_video(
         # Never silently shorter: as many rows as the container declares or the true count.
         n_rows = max(reader.n_frames, true_count, last)
         xy_all = np.full((n_rows, k, 2), np.nan, np.float32)
-        lik_all = np.full((n_rows, k), np.nan, np.float32)
+        lik_all = np.zeros((n_rows, k), np.float32)  # undecodable: certainly no keypoint seen
         for indices, xy, lik in results:
             xy_all[indices], lik_all[indices] = xy, lik
         seconds = time.perf_counter() - start
         meta = _metadata(predictor, reader, video, decoded, true_count, n_rows, seconds)
         if meta["missing_frames"]:
             print(f"warning: {video}: {meta['missing_frames']} of {n_rows} frames could not be "
-                  f"decoded; their rows are NaN ({reader.report() or 'see the metadata'})",
+                  f"decoded; their x, y are NaN, likelihood 0 "
+                  f"({reader.report() or 'see the metadata'})",
                   file=sys.stderr)
     # The metadata goes first: the .h5, written last and atomically, marks a finished video.
     atomic_write_text(meta_path, json.dumps(meta, indent=2))

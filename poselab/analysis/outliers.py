@@ -70,7 +70,10 @@ def _jump(xy: np.ndarray, likelihood: np.ndarray, options: _Options) -> np.ndarr
 
 
 def _likelihood(xy: np.ndarray, likelihood: np.ndarray, options: _Options) -> np.ndarray:
-    return (likelihood < options.pcutoff).any(axis=1)
+    # A point without a position (an undecodable frame: x, y NaN, likelihood 0) is missing,
+    # not a low-likelihood prediction to correct.
+    seen = np.isfinite(xy).all(axis=-1)
+    return (seen & (likelihood < options.pcutoff)).any(axis=1)
 
 
 CRITERIA = {"jump": _jump, "likelihood": _likelihood}

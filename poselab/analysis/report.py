@@ -87,6 +87,8 @@ def quality_summary(xy: np.ndarray, likelihood: np.ndarray, bodyparts: list[str]
         jumps (count, fraction), worst segment stretch fraction, verdict, verdict line.
     """
     n, k = likelihood.shape
+    # No position (an undecodable frame: x, y NaN, likelihood 0) counts as missing.
+    likelihood = np.where(np.isfinite(xy).all(axis=-1), likelihood, np.nan)
     sure = likelihood >= pcutoff  # NaN compares False: missing is unsure
     step = np.linalg.norm(np.diff(xy, axis=0), axis=-1)  # (N-1, K)
     jump = np.zeros((n, k), bool)

@@ -193,9 +193,47 @@ def test_truncated_video_gives_nan_rows_never_a_short_table(trained: dict, tmp_p
     decoded = meta["frames_decoded"]
     assert 0 < decoded < N_FRAMES and meta["true_frame_count"] == decoded
     assert meta["missing_frames"] == N_FRAMES - decoded
-    assert df.iloc[:decoded].notna().all().all() and df.iloc[decoded:].isna().all().all()
+    assert df.iloc[:decoded].notna().all().all()
+    xy, lik, _ = predictions_arrays(df)
+    assert np.isnan(xy[decoded:]).all() and (lik[decoded:] == 0).all()  # missing, not blank
     assert "could not be decoded" in capsys.readouterr().err
     assert cut.read_bytes() == data[: len(data) // 2]  # the input is never modified
+
+
+def test_undecodable_first_frame_keeps_every_csv_row(trained: dict, tmp_path: Path,
+                                                    monkeypatch):
+    """Frame 0 undecodable: its row is x, y NaN and likelihood 0, never `0,,,,...`, which
+    read_csv(header=[0, 1, 2], index_col=0) (DeepLabCut, keypoint-moseq) takes for index
+    names and drops. The outlier search and the report still count it as missing."""
+    from poselab.analysis.outliers import find_candidates
+    from poselab.analysis.report import quality_summary
+
+    frames = VideoReader.frames
+
+    def lose_frame_0(self, *args, **kwargs):
+        for i, frame in frames(self, *args, **kwargs):
+            if i == 0:
+                self.decode_errors = sorted({0, *self.decode_errors})
+                continue
+            yield i, frame
+
+    monkeypatch.setattr(VideoReader, "frames", lose_frame_0)
+    predictor = Predictor.from_dir(trained["run"], device="cpu")
+    h5 = analyze_video(predictor, trained["video"], dest=tmp_path, csv=True, progress=False)
+    table = pd.read_csv(h5.with_suffix(".csv"), header=[0, 1, 2], index_col=0)
+    assert list(table.index) == list(range(N_FRAMES))  # frame 0 is a data row
+    assert table.index.names == [None] and table.columns.nlevels == 3
+    row0 = h5.with_suffix(".csv").read_text().splitlines()[3].split(",")
+    assert row0[0] == "0" and row0[3] == "0.0"  # index, x, y, likelihood 0: not blank
+    xy, lik, bodyparts = predictions_arrays(table)
+    assert np.isnan(xy[0]).all() and (lik[0] == 0).all()
+    assert np.isfinite(xy[1:]).all() and (lik[1:] > 0).all()
+    assert json.loads(h5.with_name(h5.stem + "_meta.json").read_text())["missing_frames"] == 1
+    candidates = find_candidates(xy, lik, ["likelihood"], 20.0, pcutoff=1.01)
+    assert list(candidates) == list(range(1, N_FRAMES))  # frame 0: nothing to correct
+    summary = quality_summary(xy, lik, bodyparts, pcutoff=0.0)
+    assert all(part["missing"] == 1 and part["unsure"] == 1
+               for part in summary["bodyparts"].values())
 
 
 def test_every_command_accepts_the_rows_of_a_video_that_ends_early(trained: dict,
