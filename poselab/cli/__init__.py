@@ -9,6 +9,7 @@ Layout, one module per area (each module imports only typer at the top):
   common.py             ConfigArg, RunArg and small parsers shared by the commands
   project_commands.py   demo, new, add-videos, info, check-labels, synthetic-video
   labeling_commands.py  extract-frames, label, extract-outliers
+  app_commands.py       app (the whole workflow in the browser)
   training_commands.py  train, evaluate, export
   live_commands.py      live
   analysis_commands.py  analyze, filter, labeled-video, plot-trajectories
@@ -38,6 +39,7 @@ from typer.core import TyperGroup
 
 from poselab.cli import (
     analysis_commands,
+    app_commands,
     labeling_commands,
     live_commands,
     project_commands,
@@ -97,6 +99,7 @@ def _root(
 # The workflow, in the order `poselab --help` lists it: name -> command function or sub-app.
 _COMMANDS: list[tuple[str, Callable[..., None] | typer.Typer]] = [
     ("demo", project_commands.demo_cmd),
+    ("app", app_commands.app_cmd),
     ("new", project_commands.new_cmd),
     ("add-videos", project_commands.add_videos_cmd),
     ("info", project_commands.info_cmd),
