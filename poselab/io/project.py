@@ -57,7 +57,7 @@ identity:
 # Project path: poselab repairs it from this file's location when the project moves
 project_path: {project_path}
 
-# Videos (paths relative to the project) and their crop "x1, x2, y1, y2"
+# Videos (absolute paths, as DeepLabCut writes them) and their crop "x1, x2, y1, y2"
 video_sets: {{}}
 
 # Keypoints, in the order used everywhere (label files, models, predictions)
@@ -203,11 +203,35 @@ class Project:
             return path.as_posix()
 
     def save(self) -> None:
-        """Rewrite config.yaml atomically, keeping comments and unknown keys."""
+        """Rewrite config.yaml atomically, keeping comments and unknown keys; project_path
+        and the video_sets keys of moved videos are written where they are now."""
         self.cfg["project_path"] = str(self.root.resolve())
+        self._repair_video_keys()
         buf = io.StringIO()
         _yaml().dump(self.cfg, buf)
         atomic_write_text(self.config_path, buf.getvalue())
+
+
+    def _repair_video_keys(self) -> None:
+        """Rename video_sets keys that no longer name their video (a moved project, a
+        relative key) to the video's absolute path, in place: order and values are kept."""
+        sets = self.cfg.get("video_sets")
+        for video in self.videos:
+            new = absolute_key(video.path)
+            if not video.exists or new == video.key or not sets or video.key not in sets:
+                continue
+            if new in sets:  # listed twice (old and new path): keep the current one
+                continue
+            keys = list(sets)
+            sets.insert(keys.index(video.key), new, sets[video.key])
+            del sets[video.key]
+            video.key = new
+
+
+def absolute_key(path: str | os.PathLike) -> str:
+    """A video_sets key as DeepLabCut writes it: the absolute path (POSIX separators), not
+    resolved, so a video symlinked into videos/ is listed as videos/<name>."""
+    return Path(os.path.abspath(path)).as_posix()
 
 
 def _line(cfg: Any, key: str) -> str:
@@ -504,7 +528,7 @@ def _add(project: Project, sizes: dict[Path, tuple[int, int]], copy: bool,
         if not (os.path.lexists(dst) and dst.resolve() == src.resolve()):
             _link_or_copy(src, dst, copy)
         (labeled / dst.stem).mkdir(parents=True, exist_ok=True)
-        key = project.relative(dst)
+        key = absolute_key(dst)  # DeepLabCut's tools open the key as written, from anywhere
         cfg["video_sets"][key] = {"crop": f"0, {w}, 0, {h}"}
         project.videos.append(Video(key, dst, f"0, {w}, 0, {h}"))
         added.append(dst)

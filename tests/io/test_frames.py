@@ -13,7 +13,7 @@ from poselab.cli import app
 from poselab.errors import PoselabError
 from poselab.io import frames
 from poselab.io.frames import extract_frames
-from poselab.io.project import create_project
+from poselab.io.project import absolute_key, create_project
 from poselab.io.synthetic import make_synthetic_video
 from poselab.io.video import VideoReader
 
@@ -33,6 +33,11 @@ def folder(config: Path, stem: str = "mouse1") -> Path:
     return config.parent / "labeled-data" / stem
 
 
+def key(config: Path, name: str = "mouse1.avi") -> str:
+    """The video_sets key of a project video: its absolute path, as DeepLabCut writes it."""
+    return absolute_key(config.parent / "videos" / name)
+
+
 def indices(config: Path, stem: str = "mouse1") -> list[int]:
     return sorted(int(p.stem[3:]) for p in folder(config, stem).glob("img*.png"))
 
@@ -49,10 +54,10 @@ def test_uniform_exact_indices_names_and_pixels(tmp_path: Path):
     config = make_project(tmp_path)
     result = run(config, n=4, method="uniform")
     # centres of 4 equal bins of 90 frames: floor((2k + 1) * 90 / 8); 2 digits for 90 frames
-    assert [p.name for p in result.frames["videos/mouse1.avi"]] == [
+    assert [p.name for p in result.frames[key(config)]] == [
         "img11.png", "img33.png", "img56.png", "img78.png"]
     with VideoReader(config.parent / "videos" / "mouse1.avi") as reader:
-        for path in result.frames["videos/mouse1.avi"]:
+        for path in result.frames[key(config)]:
             assert np.array_equal(cv2.imread(str(path)), reader.read(int(path.stem[3:])))
     # start/stop: the second half, without the frames already there (56, 78): 43 candidates
     run(config, n=3, method="uniform", start=0.5, stop=1.0)
@@ -82,7 +87,7 @@ def test_rerun_adds_frames_and_touches_nothing(tmp_path: Path):
     before = snapshot(folder(config))
     stats = {p.name: p.stat().st_mtime_ns for p in folder(config).iterdir()}
     result = run(config, n=5)
-    assert len(result.frames["videos/mouse1.avi"]) == 5
+    assert len(result.frames[key(config)]) == 5
     assert len(indices(config)) == 10  # 5 new ones, no duplicate index
     after = snapshot(folder(config))
     assert all(after[name] == data for name, data in before.items())
@@ -94,13 +99,13 @@ def test_rerun_adds_frames_and_touches_nothing(tmp_path: Path):
 def test_crop_recorded_in_config_with_comments(tmp_path: Path):
     config = make_project(tmp_path, (90, 40))
     result = run(config, n=3, method="uniform", crop="10,80,4,60", videos=["mouse1"])
-    assert list(result.frames) == ["videos/mouse1.avi"]
-    assert all(cv2.imread(str(p)).shape == (56, 70, 3) for p in result.frames["videos/mouse1.avi"])
+    assert list(result.frames) == [key(config)]
+    assert all(cv2.imread(str(p)).shape == (56, 70, 3) for p in result.frames[key(config)])
     text = config.read_text()
     assert "crop: 10, 80, 4, 60" in text and "crop: 0, 96, 0, 64" in text  # mouse2 unchanged
     assert "# Project definitions (do not edit)" in text and "# Cropping for analysis" in text
     again = run(config, n=2, method="uniform", videos=[str(tmp_path / "src" / "mouse1.avi")])
-    assert all(cv2.imread(str(p)).shape == (56, 70, 3) for p in again.frames["videos/mouse1.avi"])
+    assert all(cv2.imread(str(p)).shape == (56, 70, 3) for p in again.frames[key(config)])
 
 
 def test_candidates_are_subsampled_to_bound_memory(tmp_path: Path, monkeypatch):

@@ -26,8 +26,10 @@ def test_create_project_layout(tiny_video: Path, tmp_path: Path):
     assert project.get("date") == "Jan02"
     assert project.get("numframes2pick") == 20 and project.get("TrainingFraction") == [0.95]
     assert project.get("project_path") == str(root.resolve())
-    # video paths are stored relative to the project, with the frame size as crop
-    assert dict(project.cfg["video_sets"]) == {"videos/mouse1.avi": {"crop": "0, 64, 0, 48"}}
+    # video keys are absolute paths, as DeepLabCut writes them (its extract_frames opens the
+    # key as written), with the frame size as crop; the symlink's path, not its target's
+    key = (root / "videos" / "mouse1.avi").absolute().as_posix()
+    assert dict(project.cfg["video_sets"]) == {key: {"crop": "0, 64, 0, 48"}}
     assert project.videos[0].path == root / "videos" / "mouse1.avi"
 
 
@@ -67,7 +69,8 @@ def test_add_videos_keeps_comments_and_unknown_dlc_keys(tiny_video: Path, tmp_pa
     assert "# my own note" in text and "# Keypoints, in the order used everywhere" in text
     assert "superanimal_topviewmouse:" in text and "snout: nose" in text
     project = open_project(config)
-    assert project.cfg["video_sets"]["videos/mouse2.avi"]["crop"] == "0, 80, 0, 60"
+    key = (config.parent / "videos" / "mouse2.avi").absolute().as_posix()
+    assert project.cfg["video_sets"][key]["crop"] == "0, 80, 0, 60"
     assert (config.parent / "labeled-data" / "mouse2").is_dir()
     with pytest.raises(PoselabError, match="already in the project"):
         add_videos(config, [second])
@@ -92,10 +95,44 @@ def test_open_dlc_project_repairs_moved_paths(tmp_path: Path):
     assert project.videos[0].exists and project.videos[0].path.name == "m1.avi"
     assert project.skeleton == [("a", "b")]
     assert config.read_bytes() == before
-    project.save()  # the repaired project_path is written; everything else is kept
+    project.save()  # the repaired project_path and video key are written; the rest is kept
     text = config.read_text()
     assert f"project_path: {root.resolve()}" in text
     assert "engine: pytorch" in text and "# Project definitions (do not edit)" in text
+    video = (root / "videos" / "m1.avi").resolve().as_posix()
+    assert dict(open_project(config).cfg["video_sets"]) == {video: {"crop": "0, 64, 0, 48"}}
+    assert "C:\\Users" not in text
+
+
+def test_video_keys_open_from_anywhere_and_follow_a_moved_project(tiny_video: Path,
+                                                                 tmp_path: Path, monkeypatch):
+    """Keys are absolute, so a tool that opens the key as written (DeepLabCut's
+    extract_frames, sleap-io) finds the video from any working directory; after the project
+    moves, poselab still finds it and writes the new path on the next save. An old relative
+    key is repaired the same way."""
+    import shutil
+
+    import cv2
+
+    config = create_project("p", "bob", [tiny_video], copy_videos=True,
+                            working_dir=tmp_path / "a", date=dt.date(2026, 1, 1))
+    monkeypatch.chdir(tmp_path)
+    (key,) = open_project(config).cfg["video_sets"]
+    assert Path(key).is_absolute() and cv2.VideoCapture(key).isOpened()
+    moved = tmp_path / "b" / config.parent.name
+    shutil.move(config.parent, moved)
+    project = open_project(moved / "config.yaml")
+    assert project.videos[0].exists and project.videos[0].key == key  # found, not yet written
+    project.save()
+    (new_key,) = open_project(moved / "config.yaml").cfg["video_sets"]
+    assert new_key == (moved / "videos" / "mouse1.avi").absolute().as_posix()
+    assert cv2.VideoCapture(new_key).isOpened()
+    text = (moved / "config.yaml").read_text().replace(new_key, "videos/mouse1.avi")
+    (moved / "config.yaml").write_text(text)  # a key written by an older poselab
+    assert open_project(moved / "config.yaml").videos[0].exists
+    add_videos(moved / "config.yaml", [write_video(tmp_path / "mouse2.avi")])
+    keys = list(open_project(moved / "config.yaml").cfg["video_sets"])
+    assert keys == [new_key, (moved / "videos" / "mouse2.avi").absolute().as_posix()]
 
 
 def test_open_openfield_example(openfield_dir: Path):
