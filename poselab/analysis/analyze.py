@@ -269,8 +269,11 @@ def analyze_videos(
     paths = expand_videos(videos)
     if dest is not None:
         dest = ensure_dir(dest)  # a file given as --dest is one line, before any work
-    dest_s = str(dest) if dest is not None else None
-    args = [(run, str(v), dest_s, batch_size, device, csv, overwrite) for v in paths]
+    # Absolute paths for the workers: a remote or spawned worker's working directory is not
+    # ours (os.path.abspath, not resolve: a symlinked video keeps its name, hence its outputs').
+    dest_s = os.path.abspath(dest) if dest is not None else None
+    args = [(os.path.abspath(run), os.path.abspath(v), dest_s, batch_size, device, csv,
+             overwrite) for v in paths]
     written: list[Path | None] = [None] * len(paths)
     failures: list[str] = []
 

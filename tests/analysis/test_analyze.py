@@ -290,6 +290,26 @@ def test_process_pool_matches_sequential(trained: dict, analyzed: Path, tmp_path
         pd.testing.assert_frame_equal(_read(a), _read(b), check_exact=False, atol=1e-4)
 
 
+@pytest.mark.slow
+def test_worker_elsewhere_gets_absolute_paths(trained: dict, analyzed: Path, tmp_path: Path,
+                                              monkeypatch):
+    """Relative run, video and --dest paths work on a worker whose working directory is not
+    ours (a Dask worker started elsewhere used to fail with "not a poselab run")."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(trained["root"])
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    run = os.path.relpath(trained["run"])
+    video = os.path.relpath(trained["video"])
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=os.chdir, initargs=(str(elsewhere),)) as pool:
+        assert pool.submit(os.getcwd).result() == str(elsewhere)
+        (h5,) = analyze_videos(run, [video], dest="relative-out", executor=pool, device="cpu")
+    assert h5 == trained["root"] / "relative-out" / analyzed.name
+    assert not list(elsewhere.iterdir())  # nothing landed in the worker's directory
+    pd.testing.assert_frame_equal(_read(h5), _read(analyzed), check_exact=False, atol=1e-4)
+
+
 def test_cli_analyze_and_bad_input(trained: dict, tmp_path: Path):
     """One bad video is named (exit 2) without losing the others' results."""
     runner = CliRunner()
