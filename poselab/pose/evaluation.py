@@ -224,4 +224,10 @@ def format_evaluation(result: dict) -> str:
     for name in ("train", "val", "test"):
         if name in result:
             lines.append(format_metrics("validation" if name == "val" else name, result[name]))
+    test = result.get("test") or {}
+    if test.get("kept_pcutoff", 1.0) < 0.2:
+        lines.append(f"warning: only {test['kept_pcutoff']:.0%} of the test keypoints are "
+                     f"predicted with likelihood >= pcutoff {test['pcutoff']:.2f}: the model "
+                     "has not learned to find them. See the learning curve "
+                     "(learning-curve.png); train longer, or check crops and labels.")
     return "\n".join(lines)

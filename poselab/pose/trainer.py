@@ -31,6 +31,7 @@ class EvalSets:
     val: Any = None
     test: Any = None
     train: Any = None
+    health: Any = None  # a few training frames, for the training-health check
 
 
 @dataclass
@@ -143,6 +144,8 @@ class Trainer:
                               epoch + 1 - state.start_epoch)
             state.completed = epoch
             state.history.append(row)
+            if self.run is not None and self.evals.health is not None:
+                self._check_health(epoch)
             if out_of_time:
                 state.stopped_early = True
                 if self.run is not None:
@@ -218,6 +221,39 @@ class Trainer:
         if self.evals.train is not None:
             row["train_px_error"] = self._split_metrics(self.evals.train)["mean_px_error"]
         return is_best
+
+    def _check_health(self, epoch: int) -> None:
+        """Say, while training, when a run is not learning (once per check point).
+
+        At ~15% of the schedule: if the model finds (raw likelihood >= 0.5) fewer than 10%
+        of the keypoints of training frames, it is still on the "background everywhere"
+        plateau. At ~50%: a training error far above labeling noise (> 10 px and > 3% of
+        the image diagonal) means it does not fit the frames it trains on.
+        """
+        cfg = self.cfg
+        early, half = max(2, round(0.15 * cfg.epochs)), max(3, round(0.5 * cfg.epochs))
+        if epoch + 1 not in (early, half):
+            return
+        m = evaluate_split(self.model, self.evals.health, self.codec, self.device, self.dtype,
+                           0.5, self.bodyparts)[0]
+        found = m["kept_pcutoff"]
+        if epoch + 1 == early and found < 0.10:
+            print(f"warning: after {epoch + 1} of {cfg.epochs} epochs the model finds only "
+                  f"{found:.0%} of the keypoints of training frames (likelihood >= 0.5): it is "
+                  "still predicting background everywhere. Likely causes: too few optimizer "
+                  "steps (more --max-minutes or --set min_steps=3000), crops that hide the "
+                  "keypoints (--set augment.crop_size=auto --set augment.crop_anchor=animal) "
+                  "or targets too narrow for many keypoints (--set heatmap_loss=balanced).",
+                  flush=True)
+        image = self.evals.health.dataset.image(self.evals.health.dataset.indices[0])
+        diagonal = float(np.hypot(*image.shape[:2]))
+        limit = max(10.0, 0.03 * diagonal)
+        if epoch + 1 == half and m["mean_px_error"] > limit:
+            print(f"warning: after {epoch + 1} of {cfg.epochs} epochs the training frames are "
+                  f"missed by {m['mean_px_error']:.1f} px on average, far above labeling noise "
+                  f"({limit:.0f} px): the model does not fit its own training data. Check the "
+                  "labels (poselab check-labels), then train longer or with larger crops.",
+                  flush=True)
 
     def _checkpoint(self, epoch: int, best_val: float) -> dict:
         """"model" holds the weights to use (the EMA when on); "raw_model" the trained ones."""

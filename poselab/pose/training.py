@@ -357,7 +357,8 @@ def _build_trainer(ctx, plan: _Plan, model: PoseNet, codec: Codec, device, dtype
 
     evals = EvalSets() if writer is None else EvalSets(
         val=make_eval(split.val), test=make_eval(split.test),
-        train=make_eval(split.train) if cfg.eval_train else None)
+        train=make_eval(split.train) if cfg.eval_train else None,
+        health=make_eval(split.train[:: max(1, len(split.train) // 16)][:16]))
 
     def loss_fn(m, batch):
         image = batch["image"]

@@ -398,3 +398,13 @@ def test_an_ensemble_trains_members_on_one_split_and_is_used_as_one(tiny_project
     assert var.to_numpy()[np.isfinite(var.to_numpy())].max() > 0  # members disagree somewhat
     with pytest.raises(Exception, match="must be >= 1"):
         train(tiny_project, _cfg(), name="none", ensemble=0)
+
+
+def test_a_run_that_does_not_learn_says_so(tiny_project: Path, capsys):
+    """A learning rate too small to move off the background plateau: training says so
+    while it runs, and evaluate says the model predicts almost nothing above pcutoff."""
+    run = train(tiny_project, _cfg(epochs=4, lr=1e-9), name="stuck")
+    printed = capsys.readouterr().out
+    assert "still predicting background everywhere" in printed
+    out = CliRunner().invoke(app, ["evaluate", str(run)])
+    assert "has not learned to find them" in out.output
