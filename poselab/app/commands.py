@@ -52,11 +52,12 @@ def extract(project: Project, payload: dict) -> Spec:
     method = payload.get("method", "kmeans")
     if method not in METHODS:
         raise HTTPException(400, f"method must be one of {', '.join(METHODS)}")
-    n = integer(payload.get("n"), "number of frames", 1, 1000, default=20)
+    n = payload.get("n")
+    n = None if n in (None, "") else integer(n, "number of frames", 1, 1000)
     argv = ["extract-frames", str(project.config_path)]
     for _, video in picked:
         argv += ["-v", video.key]
-    argv += ["--n", str(n), "--method", method]
+    argv += (["--n", str(n)] if n is not None else []) + ["--method", method]
     start = number(payload.get("start"), "start", 0.0, 1.0)
     stop = number(payload.get("stop"), "stop", 0.0, 1.0)
     if start is not None:
@@ -74,7 +75,8 @@ def extract(project: Project, payload: dict) -> Spec:
     seed = integer(payload.get("seed"), "seed", 0, 2**31 - 1, default=0)
     argv += ["--seed", str(seed)]
     names = ", ".join(v.path.name for _, v in picked)
-    return Spec("extract", f"extract {n} frames ({method}): {names}", [argv],
+    count = n if n is not None else project.get("numframes2pick", "the configured")
+    return Spec("extract", f"extract {count} frames ({method}): {names}", [argv],
                 {"videos": [i for i, _ in picked]})
 
 

@@ -41,6 +41,7 @@ from poselab.labeler.lock import ServerLock
 
 POLL_S = 0.3
 STOP_GRACE_S = 30.0  # after SIGINT, how long a step may take to stop before SIGTERM
+STARTUP_S = 60.0  # a job process takes its lock within this long of being launched
 
 
 def _alive(folder: Path) -> bool:
@@ -52,6 +53,17 @@ def _alive(folder: Path) -> bool:
         return True
     lock.release()
     return False
+
+
+def _starting(job: Job) -> bool:
+    """A job launched moments ago whose process may not have taken its lock yet."""
+    if not job.pid or not job.started or time.time() - job.started > STARTUP_S:
+        return False
+    try:
+        os.kill(job.pid, 0)
+    except (ProcessLookupError, PermissionError, OverflowError):
+        return False
+    return True
 
 
 def _signal_group(pid: int, signum: int) -> None:
@@ -190,7 +202,8 @@ class JobRunner:
                 self._escalate(job)
                 return False
             self._proc = None
-        elif _alive(self.folder(job.id)):
+        elif (_alive(self.folder(job.id)) or _starting(job)) and not (
+                self.folder(job.id) / "result.json").is_file():
             self._escalate(job)
             return False
         self._finish(job)

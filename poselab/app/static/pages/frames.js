@@ -70,9 +70,10 @@ function extractForm(app, info) {
     h('input', { type: 'checkbox', value: v.id, checked: true, class: 'extract-video' }), ` ${v.name}`));
   const method = h('select', { id: 'extract-method' },
     h('option', { value: 'kmeans' }, 'kmeans (visually diverse)'), h('option', { value: 'uniform' }, 'uniform (evenly spaced)'));
-  const n = h('input', { type: 'number', id: 'extract-n', min: 1, max: 1000, value: 20 });
-  const start = h('input', { type: 'number', id: 'extract-start', min: 0, max: 1, step: 0.05, value: 0 });
-  const stop = h('input', { type: 'number', id: 'extract-stop', min: 0, max: 1, step: 0.05, value: 1 });
+  // Empty fields keep config.yaml's numframes2pick, start and stop, as the CLI does.
+  const n = h('input', { type: 'number', id: 'extract-n', min: 1, max: 1000, placeholder: 'config' });
+  const start = h('input', { type: 'number', id: 'extract-start', min: 0, max: 1, step: 0.05, placeholder: 'config' });
+  const stop = h('input', { type: 'number', id: 'extract-stop', min: 0, max: 1, step: 0.05, placeholder: 'config' });
   const seed = h('input', { type: 'number', id: 'extract-seed', min: 0, value: 0 });
   const cropText = h('span', { id: 'crop-text', class: 'mono' }, 'full frame');
   let crop = null;
@@ -88,7 +89,7 @@ function extractForm(app, info) {
     h('div', { class: 'form-row' }, h('label', { for: 'extract-method' }, 'Method'), method),
     h('div', { class: 'form-row' }, h('label', { for: 'extract-n' }, 'New frames per video'), n),
     h('div', { class: 'form-row' }, h('label', {}, 'Part of the video'), start, 'to', stop,
-      h('span', { class: 'hint' }, 'fractions, 0 = start, 1 = end')),
+      h('span', { class: 'hint' }, 'fractions, 0 = start, 1 = end; empty: config.yaml\'s')),
     h('div', { class: 'form-row' }, h('label', { for: 'extract-seed' }, 'Seed'), seed),
     h('div', { class: 'form-row' }, h('label', {}, 'Crop'), cropText,
       action('Draw on the first video…', () => tool.show(), { class: 'small', id: 'crop-draw' }),
@@ -97,9 +98,10 @@ function extractForm(app, info) {
     h('div', { class: 'actions' }, action('Extract frames', async () => {
       const videos = picked();
       if (crop && videos.length !== 1) throw new Error('a crop is drawn on one video: leave only that one checked');
+      const value = (input) => (input.value === '' ? null : Number(input.value));
       await post(`${projectPath(app.pid)}/extract`, {
-        videos, method: method.value, n: Number(n.value), start: Number(start.value),
-        stop: Number(stop.value), seed: Number(seed.value), crop,
+        videos, method: method.value, n: value(n), start: value(start), stop: value(stop),
+        seed: Number(seed.value), crop,
       });
       toast('Extraction queued');
       app.jobs.poll();

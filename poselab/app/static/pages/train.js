@@ -106,6 +106,18 @@ function bodypartTable(metrics) {
       h('td', { class: 'num' }, pct(v.pck5)), h('td', { class: 'num' }, v.n)))));
 }
 
+// Continue an interrupted or stopped run, to its planned epochs or to another number.
+function resumeControl(app, run) {
+  const epochs = h('input', { type: 'number', id: 'resume-epochs', min: run.done + 1, value: run.epochs });
+  return h('div', { class: 'actions' },
+    h('span', {}, `Stopped after epoch ${run.done}. Continue to`), epochs, h('span', {}, 'epochs'),
+    action('Resume', async () => {
+      await post(`${projectPath(app.pid)}/runs/${enc(run.name)}/resume`, { epochs: Number(epochs.value) });
+      toast(`Resuming ${run.name}`);
+      app.jobs.poll();
+    }, { class: 'primary', id: 'resume-run' }));
+}
+
 function runPanel(app, run) {
   const base = `${projectPath(app.pid)}/runs/${enc(run.name)}`;
   const fileUrl = (rel) => `${base}/files/${rel.split('/').map(enc).join('/')}?v=${run.mtime || 0}`;
@@ -121,6 +133,7 @@ function runPanel(app, run) {
     h('p', { class: 'hint' }, `${run.options.backbone}, weights ${run.options.weights}, batch ${run.options.batch_size}, lr ${run.options.lr}`),
     run.curve ? h('img', { id: 'learning-curve', class: 'curve', alt: 'learning curve', src: fileUrl('learning-curve.png') })
       : h('p', { class: 'empty' }, 'The learning curve appears after the first epoch.'),
+    run.state === 'resumable' ? resumeControl(app, run) : null,
     h('div', { class: 'actions' },
       run.state !== 'training' && run.done > 0 ? action(ev ? 'Evaluate again' : 'Evaluate', async () => {
         await post(`${base}/evaluate`, {});
