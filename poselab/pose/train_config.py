@@ -34,6 +34,9 @@ class TrainConfig:
     output_stride: int = 8  # heatmap stride, as DeepLabCut
     head_width: int = 256  # channels of the deconvolution layers
     head_direct: bool = False  # DeepLabCut's head: deconvolve straight to the K maps
+    # deconv: upsample the last backbone stage (DeepLabCut); fpn: fuse the stride-8/16/32
+    # stages top-down (finer detail for the heatmaps; head_width is the pyramid's width)
+    head: str = "deconv"
     epochs: int = 200
     batch_size: int = 8
     lr: float = 5e-4  # AdamW, as DeepLabCut
@@ -126,6 +129,7 @@ class TrainConfig:
             (self.min_steps >= 0, "min_steps must be >= 0"),
             (0 <= self.ema_decay < 1, "ema_decay must be in [0, 1)"),
             (self.heatmap_loss in ("bce", "balanced"), "heatmap_loss must be bce or balanced"),
+            (self.head in ("deconv", "fpn"), "head must be deconv or fpn"),
             (self.eval_every >= 1, "eval_every must be >= 1"),
             (self.calibration_radius > 0, "calibration_radius must be > 0"),
             (self.calibrate in ("auto", "platt", "isotonic", "none"),

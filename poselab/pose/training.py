@@ -265,7 +265,7 @@ def _train(ctx: Context, config_path, cfg, name, resume, epochs, max_minutes, pr
     model = PoseNet(cfg.backbone, len(plan.project.bodyparts),
                     weights=cfg.weights if plan.state is None else "none",
                     output_stride=cfg.output_stride, backbone_stride=cfg.backbone_stride,
-                    head_width=cfg.head_width, head_direct=cfg.head_direct)
+                    head_width=cfg.head_width, head_direct=cfg.head_direct, head=cfg.head)
     codec = Codec(stride=cfg.output_stride, sigma=cfg.sigma, locref_std=cfg.locref_std,
                   locref_radius=cfg.locref_radius)
 

@@ -209,3 +209,46 @@ BACKBONES: dict[str, Callable[[str, int], tuple[nn.Module, int, int]]] = {
     **{arch: partial(_build_resnet, arch) for arch in RESNET_IMAGENET},
     "efficientnet_lite0": _build_efficientnet_lite0,
 }
+
+
+# Stage outputs an FPN head taps, finest first: (name or block index, channels) per backbone.
+# ResNet: layer2 (stride 8), layer3 (16), layer4 (32, or 16 dilated). EfficientNet-Lite0: the
+# last block of the 40-channel stage (stride 8), of the 112-channel stage (16), the last (32).
+_RESNET_TAPS = {"resnet18": (128, 256, 512), "resnet34": (128, 256, 512),
+                "resnet50": (512, 1024, 2048), "resnet101": (512, 1024, 2048)}
+_LITE0_TAPS = ((4, 40), (10, 112), (15, 320))
+
+
+class MultiScale(nn.Module):
+    """A backbone that returns its stride-8, -16 and -32 stage outputs (finest first).
+
+    Wraps the module `build_backbone` made (same parameters, so pretrained weights and
+    checkpoints keep their meaning under the `net.` prefix).
+    """
+
+    def __init__(self, name: str, net: nn.Module, output_stride: int) -> None:
+        super().__init__()
+        self.name, self.net = name, net
+        if name in _RESNET_TAPS:
+            self.channels = list(_RESNET_TAPS[name])
+        elif name == "efficientnet_lite0":
+            self.channels = [c for _, c in _LITE0_TAPS]
+        else:
+            raise PoselabError(f"backbone {name!r} has no feature pyramid taps")
+        self.strides = [8, 16, 32 if output_stride == 32 else 16]
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        out = []
+        if isinstance(self.net, EfficientNetLite0):
+            taps = {i for i, _ in _LITE0_TAPS}
+            x = self.net.act(self.net._bn0(self.net._conv_stem(x)))
+            for i, block in enumerate(self.net._blocks):
+                x = block(x)
+                if i in taps:
+                    out.append(x)
+            return out
+        for name, module in self.net.named_children():
+            x = module(x)
+            if name in ("layer2", "layer3", "layer4"):
+                out.append(x)
+        return out

@@ -4,9 +4,13 @@ Shapes: B batch, K keypoints, C feature channels, h w heatmap. A head takes (B, 
 W/s_in) features and returns (heatmaps (B, K, h, w), offsets (B, 2K, h, w)) at the output
 stride, with offsets laid out [2k] = dx, [2k + 1] = dy (see poselab.pose.heatmaps).
 
-Adding a head: a module with the same forward contract and constructor arguments
-(in_channels, num_keypoints, in_stride, out_stride), selected in PoseNet, plus a test in
-tests/pose/models/test_heads.py.
+Two heads: `DeconvHead` upsamples the last backbone stage (DeepLabCut, SimpleBaseline);
+`FPNHead` fuses the stride-8, -16 and -32 stages top-down (a feature pyramid), so the
+heatmaps see fine detail from the higher-resolution stages, not only what survived to
+stride 32.
+
+Adding a head: a module with the same forward contract, selected by name in PoseNet, plus a
+test in tests/pose/models/test_heads.py.
 """
 
 from __future__ import annotations
@@ -94,4 +98,57 @@ class DeconvHead(nn.Module):
         if self.out is not None:
             y = self.out(x)  # (B, 3K, h, w)
             return y[:, : self.num_keypoints], y[:, self.num_keypoints :]
+        return self.heatmap(x), self.offset(x)
+
+
+def _conv_bn_relu(cin: int, cout: int, kernel: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class FPNHead(nn.Module):
+    """Top-down feature pyramid head: backbone stages -> K heatmap logits + 2K offsets.
+
+    Each stage (finest first, e.g. strides 8, 16, 32) is projected to `width` channels by a
+    1x1 convolution; from the coarsest, the map is upsampled x2 (nearest), added to the next
+    finer projection and smoothed by a 3x3 convolution, down to the finest stage; with
+    out_stride 4, one transposed convolution doubles it once more. Stages at the same stride
+    (a dilated last stage) are added without upsampling.
+
+    Args:
+        in_channels: channels of each stage, finest first.
+        strides: stride of each stage, finest first (non-decreasing powers of 2).
+        num_keypoints: K.
+        out_stride: heatmap stride: the finest stage's, or half of it.
+        width: channels of the pyramid.
+    """
+
+    def __init__(self, in_channels: list[int], strides: list[int], num_keypoints: int,
+                 out_stride: int = 8, width: int = 128) -> None:
+        super().__init__()
+        if out_stride not in (strides[0], strides[0] // 2):
+            raise ValueError(f"FPN out_stride {out_stride}: use {strides[0]} or "
+                             f"{strides[0] // 2} for stages at strides {strides}")
+        self.strides = list(strides)
+        self.num_keypoints = num_keypoints
+        self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in in_channels)
+        self.smooth = nn.ModuleList(_conv_bn_relu(width, width, 3) for _ in in_channels[:-1])
+        self.up = (nn.Sequential(_deconv(width, width), nn.BatchNorm2d(width),
+                                 nn.ReLU(inplace=True))
+                   if out_stride < strides[0] else nn.Identity())
+        self.heatmap = nn.Conv2d(width, num_keypoints, kernel_size=1)
+        self.offset = nn.Conv2d(width, 2 * num_keypoints, kernel_size=1)
+        for conv in (self.heatmap, self.offset):
+            nn.init.normal_(conv.weight, std=0.001)
+            nn.init.zeros_(conv.bias)
+        nn.init.constant_(self.heatmap.bias, HEATMAP_BIAS_INIT)
+
+    def forward(self, features: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stages [(B, C_i, H/s_i, W/s_i)], finest first -> (B, K, h, w), (B, 2K, h, w)."""
+        x = self.lateral[-1](features[-1])
+        for i in range(len(features) - 2, -1, -1):
+            if self.strides[i + 1] > self.strides[i]:
+                x = nn.functional.interpolate(x, scale_factor=2.0, mode="nearest")
+            x = self.smooth[i](x + self.lateral[i](features[i]))
+        x = self.up(x)
         return self.heatmap(x), self.offset(x)

@@ -19,8 +19,8 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from poselab.errors import PoselabError
-from poselab.pose.models.backbones import backbone_normalization, build_backbone
-from poselab.pose.models.heads import DeconvHead
+from poselab.pose.models.backbones import MultiScale, backbone_normalization, build_backbone
+from poselab.pose.models.heads import DeconvHead, FPNHead
 
 
 class PoseNet(nn.Module):
@@ -52,6 +52,7 @@ class PoseNet(nn.Module):
         backbone_stride: int = 32,
         head_width: int = 256,
         head_direct: bool = False,
+        head: str = "deconv",
     ) -> None:
         super().__init__()
         if num_keypoints < 1:
@@ -60,10 +61,17 @@ class PoseNet(nn.Module):
             raise PoselabError(
                 f"output_stride {output_stride} must divide backbone_stride {backbone_stride}"
             )
+        if head not in ("deconv", "fpn"):
+            raise PoselabError(f"head {head!r}: use deconv or fpn")
         self.backbone, channels, stride = build_backbone(backbone_name, weights, backbone_stride)
-        self.head = DeconvHead(
-            channels, num_keypoints, stride, output_stride, width=head_width, direct=head_direct
-        )
+        if head == "fpn":
+            self.backbone = MultiScale(backbone_name, self.backbone, backbone_stride)
+            self.head = FPNHead(self.backbone.channels, self.backbone.strides, num_keypoints,
+                                output_stride, width=head_width)
+        else:
+            self.head = DeconvHead(channels, num_keypoints, stride, output_stride,
+                                   width=head_width, direct=head_direct)
+        self.head_kind = head
         self.backbone_name = backbone_name
         self.num_keypoints = num_keypoints
         self.stride = output_stride
@@ -143,6 +151,7 @@ class PoseNet(nn.Module):
             "backbone_stride": self.backbone_stride,
             "head_width": self.head_width,
             "head_direct": self.head_direct,
+            "head": self.head_kind,
             "mean": list(self.mean),
             "std": list(self.std),
         }
@@ -161,7 +170,7 @@ class PoseNet(nn.Module):
         mean, std = cfg.pop("mean", None), cfg.pop("std", None)
         known = {
             "backbone_name", "num_keypoints", "output_stride", "backbone_stride",
-            "head_width", "head_direct",
+            "head_width", "head_direct", "head",
         }  # fmt: skip
         unknown = sorted(set(cfg) - known)
         if unknown:

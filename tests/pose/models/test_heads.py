@@ -50,3 +50,25 @@ def test_rejects_non_power_of_two_ratio() -> None:
         DeconvHead(16, 2, in_stride=24, out_stride=8)
     with pytest.raises(ValueError, match="power of 2"):
         DeconvHead(16, 2, in_stride=8, out_stride=16)
+
+
+@pytest.mark.parametrize("backbone, stride", [("efficientnet_lite0", 32), ("resnet18", 32),
+                                              ("resnet50", 16)])
+@pytest.mark.parametrize("out_stride", [8, 4])
+def test_fpn_head_gives_the_codec_grid_and_fuses(backbone, stride, out_stride):
+    from poselab.pose.models.posenet import PoseNet
+
+    torch.manual_seed(0)
+    model = PoseNet(backbone, 3, weights="none", head="fpn", backbone_stride=stride,
+                    output_stride=out_stride, head_width=32).eval()
+    x = torch.randn(2, 3, 96, 128)
+    with torch.no_grad():
+        heat, off = model(x)
+        assert heat.shape == (2, 3, 96 // out_stride, 128 // out_stride)
+        assert off.shape == (2, 6, 96 // out_stride, 128 // out_stride)
+        # the prior: every cell starts near "absent"
+        assert torch.sigmoid(heat).max() < 0.05
+        rebuilt = PoseNet.from_config(model.config())
+        rebuilt.load_state_dict(model.state_dict())
+        rebuilt.eval().fuse_for_inference()
+        torch.testing.assert_close(rebuilt(x)[0], heat, atol=1e-4, rtol=1e-4)
