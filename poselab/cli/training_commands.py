@@ -13,9 +13,10 @@ from poselab.errors import PoselabError
 
 def train_cmd(
     config: Path = ConfigArg,
-    preset: str = typer.Option(None, help="Preset name in configs/ (e.g. fast_lite0, dlc_resnet50) "
-                               "or a YAML file of training options (default: none, the "
-                               "built-in defaults below)."),
+    preset: str = typer.Option(None, help="Preset name in configs/ (e.g. cpu, resnet50, "
+                               "dlc_resnet50, fastest_lite0) or a YAML file of training "
+                               "options (default: cpu on a CPU, resnet50 on a GPU; with "
+                               "--backbone, the built-in defaults)."),
     backbone: str = typer.Option(None, help="resnet18/34/50/101 or efficientnet_lite0 "
                                  "(default: the preset's, else resnet50)."),
     weights: str = typer.Option(None, help="imagenet, none, or a state-dict file "
@@ -71,7 +72,7 @@ def train_cmd(
       poselab train config.yaml --resume resnet50-20261126-101500 --epochs 300
       torchrun --nproc_per_node 4 -m poselab train config.yaml --device cuda
     """
-    from poselab.pose.train_config import resolve_config
+    from poselab.pose.train_config import default_preset, resolve_config
     from poselab.pose.training import train
 
     flags = {"backbone": backbone, "weights": weights, "batch_size": batch_size,
@@ -80,6 +81,10 @@ def train_cmd(
     if resume and (preset or assignments or any(v is not None for v in flags.values())):
         raise PoselabError("--resume continues a run with its own options; only --epochs and "
                            "--max-minutes may change")
+    if not resume and preset is None and backbone is None:
+        preset = default_preset(device or "auto")
+        typer.echo(f"recipe: preset {preset} (the default on this machine's "
+                   f"{'CPU' if preset == 'cpu' else 'GPU'}; --preset chooses another)")
     cfg = None if resume else resolve_config(preset, flags, list(assignments))
     run = train(config, cfg, name=name, resume=resume, epochs=epochs, max_minutes=max_minutes,
                 ensemble=ensemble)

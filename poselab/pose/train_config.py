@@ -142,6 +142,15 @@ class TrainConfig:
                 raise ConfigError(f"{source}: {message}")
 
 
+def default_preset(device: str = "auto") -> str:
+    """The recipe `poselab train CONFIG` uses without --preset: `cpu` (EfficientNet-Lite0
+    under a time budget, weights shipped offline) when training runs on a CPU, `resnet50` on
+    a GPU."""
+    from poselab.pose.engine import resolve_device
+
+    return "cpu" if resolve_device(device).type == "cpu" else "resnet50"
+
+
 def preset_names() -> list[str]:
     """Names of the presets shipped in configs/ (file names without .yaml)."""
     return sorted(

@@ -115,6 +115,8 @@ class Trainer:
                                     desc=f"epoch {epoch + 1}/{cfg.epochs}")
             elapsed = (time.monotonic() - started) / 60
             done = epoch + 1 - state.start_epoch
+            if done == 1 and cfg.max_minutes is None and self.run is not None:
+                self._warn_if_long(elapsed, cfg.epochs - epoch - 1)
             if cfg.max_minutes is not None and done >= 2:
                 pace = elapsed / done
                 final_eval = (max(eval_seconds) if eval_seconds else 0.0) / 60
@@ -221,6 +223,15 @@ class Trainer:
         if self.evals.train is not None:
             row["train_px_error"] = self._split_metrics(self.evals.train)["mean_px_error"]
         return is_best
+
+    def _warn_if_long(self, epoch_minutes: float, epochs_left: int) -> None:
+        """After the first epoch: say how long the run will take when it is over an hour."""
+        hours = epoch_minutes * epochs_left / 60
+        if hours > 1:
+            print(f"note: at {epoch_minutes * 60:.0f} s per epoch, the {epochs_left} epochs "
+                  f"left take about {hours:.1f} h on this machine. For a model within a "
+                  "budget, stop (Ctrl+C; --resume continues) and train with --max-minutes 30, "
+                  "or --preset cpu on a CPU.", flush=True)
 
     def _check_health(self, epoch: int) -> None:
         """Say, while training, when a run is not learning (once per check point).
