@@ -33,6 +33,27 @@ def _mirror_name(name: str) -> str | None:
     return swapped if swapped != name else None
 
 
+_SPLIT = re.compile(r"[_\-\s.]+|(?<=[a-z])(?=[A-Z])")
+
+
+def looks_sided(name: str) -> bool:
+    """Whether a bodypart name seems to say left or right: the words, an l/r token
+    (paw_l, L_ear), or a short upper-case token with L or R (LF, RH, FL: limb codes)."""
+    if re.search(r"left|right", name, re.IGNORECASE):
+        return True
+    for token in _SPLIT.split(name):
+        if token.lower() in ("l", "r") or (1 < len(token) <= 3 and token.isupper()
+                                           and ("L" in token or "R" in token)):
+            return True
+    return False
+
+
+def unpaired_sided(bodyparts: Sequence[str], pairs: Sequence[Sequence[str]]) -> list[str]:
+    """Bodyparts that look sided but are in no pair: a flip would mislabel them."""
+    paired = {b for pair in pairs for b in pair}
+    return [b for b in bodyparts if looks_sided(b) and b not in paired]
+
+
 def detect_flip_pairs(bodyparts: Sequence[str]) -> list[tuple[str, str]]:
     """Pairs of bodyparts whose names differ by left/right (leftear/rightear, paw_L/paw_R)."""
     names = list(bodyparts)

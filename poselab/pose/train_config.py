@@ -80,6 +80,10 @@ class TrainConfig:
     # left/right channels swapped (pairs: config.yaml flip_pairs or the names); meant for
     # models trained with augment.hflip_prob > 0. About twice the inference time.
     test_flip: bool = False
+    # With flips asked for (augment.hflip_prob > 0 or test_flip) but a bodypart that looks
+    # left/right without a pair (flip_pairs in config.yaml, or names like leftear/rightear):
+    # True trains without flips and says so; False stops with an error.
+    flip_if_paired: bool = False
     augment: dict[str, Any] = field(default_factory=dict)  # poselab.pose.data.AugmentConfig fields
     workers: int = 2  # DataLoader worker processes
     device: str = "auto"  # auto | cpu | cuda | mps

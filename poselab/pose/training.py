@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ from poselab.pose.distributed import Context
 from poselab.pose.engine import load_checkpoint, resolve_device
 from poselab.pose.ensemble import ENSEMBLE_FILE, is_ensemble
 from poselab.pose.evaluation import eval_loader
-from poselab.pose.flip import detect_flip_pairs, flip_permutation
+from poselab.pose.flip import detect_flip_pairs, flip_permutation, unpaired_sided
 from poselab.pose.heatmaps import Codec, pose_loss
 from poselab.pose.models.posenet import PoseNet
 from poselab.pose.predict import autocast_dtype, read_run_info
@@ -61,7 +60,11 @@ class _Plan:
 
 def _flip_pairs(project: Project, augment: AugmentConfig, cfg: TrainConfig) -> list:
     """Left/right bodypart pairs a horizontal flip swaps: config.yaml flip_pairs, else the
-    pairs the names give (leftear/rightear); [] when nothing is flipped."""
+    pairs the names give (leftear/rightear); [] when nothing is flipped.
+
+    A bodypart that looks sided but has no pair (LF_paw) would be mislabeled by a flip:
+    with cfg.flip_if_paired the flips are turned off (and said), else it is an error.
+    """
     if augment.hflip_prob <= 0 and not cfg.test_flip:
         return []
     pairs = project.get("flip_pairs")
@@ -69,8 +72,13 @@ def _flip_pairs(project: Project, augment: AugmentConfig, cfg: TrainConfig) -> l
         flip_pair_indices(pairs, project.bodyparts)  # names are checked now, not in a worker
         return [tuple(p) for p in pairs]
     detected = detect_flip_pairs(project.bodyparts)
-    sided = [b for b in project.bodyparts if re.search(r"left|right", b, re.IGNORECASE)]
-    unpaired = [b for b in sided if not any(b in pair for pair in detected)]
+    unpaired = unpaired_sided(project.bodyparts, detected)
+    if unpaired and cfg.flip_if_paired:
+        print(f"note: no mirror flips ({unpaired} look left/right but have no pair; "
+              "flip_pairs in config.yaml, e.g. [[LF_paw, RF_paw]], turns them on)")
+        cfg.augment = {**cfg.augment, "hflip_prob": 0.0}
+        cfg.test_flip = False
+        return []
     if unpaired:
         raise PoselabError(f"{project.config_path}: flips need every left/right bodypart "
                            f"paired; {unpaired} has no counterpart: set flip_pairs, e.g. "

@@ -58,3 +58,13 @@ def test_flip_averaging_an_equivariant_model_changes_nothing():
     with torch.no_grad():
         wrong = decode(*flip_average(model, x, [0, 1, 2]), Codec())
     assert not torch.allclose(plain[0], wrong[0], atol=0.1)
+
+
+def test_names_that_look_sided_without_a_pair_are_found():
+    from poselab.pose.flip import looks_sided, unpaired_sided
+
+    assert all(looks_sided(n) for n in ["LF_paw", "paw_RH", "leftear", "L_ear", "earR", "FL"])
+    assert not any(looks_sided(n) for n in ["snout", "tail1", "Tailbase", "lower", "ear"])
+    names = ["snout", "LF", "RF", "leftear", "rightear"]
+    assert unpaired_sided(names, [("leftear", "rightear")]) == ["LF", "RF"]
+    assert unpaired_sided(names, [("leftear", "rightear"), ("LF", "RF")]) == []

@@ -373,6 +373,10 @@ def test_flips_need_every_left_right_bodypart_paired(tmp_path):
     with pytest.raises(PoselabError, match=r"\['leftpaw'\] has no counterpart"):
         _flip_pairs(project(["snout", "leftpaw", "rightear", "leftear"]), flips, _cfg())
     assert _flip_pairs(project(["leftpaw"]), AugmentConfig(), _cfg()) == []  # no flips
+    # a recipe that flips only when it can: limb codes without pairs turn flips off
+    cfg = _cfg(flip_if_paired=True, test_flip=True, augment={"hflip_prob": 0.5})
+    assert _flip_pairs(project(["snout", "LF", "RF"]), AugmentConfig(hflip_prob=0.5), cfg) == []
+    assert cfg.augment["hflip_prob"] == 0.0 and cfg.test_flip is False
 
 
 def test_an_ensemble_trains_members_on_one_split_and_is_used_as_one(tiny_project: Path,
