@@ -116,9 +116,12 @@ def play(run: Path, video: Path, rate: float, seconds: float, runtime: str, out:
 def forward_errors(run: Path, video: Path, result: dict) -> dict:
     """Errors of the measured and forward-predicted poses against the model's own offline
     poses interpolated to each publication time (pixels, keypoints above pcutoff)."""
+    import torch
+
     from poselab.io.video import VideoReader
     from poselab.pose.predict import Predictor
 
+    torch.set_num_threads(1)  # as live chose here: 2 threads on a busy 2-core machine crawl
     predictor = Predictor.from_dir(run, device="cpu", batch_size=8)
     pcutoff = float(predictor.info.get("pcutoff", 0.6))
     last = max(p["frame"] for p in result["poses"]) + 2
@@ -222,7 +225,7 @@ def main() -> None:
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} "
           f"{load[2]:.2f} at start; video {args.video.name}; {args.seconds:g} s per rate")
-    rates = [float(r) for r in args.rates.split(",")]
+    rates = [float(r) for r in args.rates.split(",") if r.strip()]  # "": none
     chosen = {"": "auto"}
     for item in args.runtime:
         name, sep, value = item.rpartition("=")
