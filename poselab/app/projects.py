@@ -109,6 +109,14 @@ class Projects:
         return out
 
     # ------------------------------------------------------------------ facts and images
+    def brief(self, pid: str) -> dict:
+        """What every page needs: the name, the config and the videos (nothing decoded)."""
+        project = self.open(pid)
+        return {"id": pid, "task": project.task, "config": str(project.config_path),
+                "project_path": str(project.root),
+                "videos": [{"id": i, "name": v.path.name, "exists": v.exists}
+                           for i, v in enumerate(project.videos)]}
+
     def summary(self, pid: str) -> dict:
         """`poselab info` facts plus video ids, run and analysis counts."""
         from poselab.io.info import project_info

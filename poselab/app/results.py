@@ -9,9 +9,9 @@ it: the predictions `<stem><scorer>.h5`, the labeled video (`..._labeled.mp4`, f
 poselab.analysis.outliers.find_candidates flags (a jump or a likelihood under pcutoff),
 the ones with the lowest likelihood first.
 
-The labeled video plays in the page as frames decoded on the server by the labeler's
-VideoSource (VideoReader underneath): poselab writes MPEG-4 part 2 (mp4v), which plays in
-desktop players but not in browsers, and this way any codec OpenCV reads will do.
+The labeled video plays in the page as JPEG frames decoded on the server by VideoReader
+(`FrameSource`): poselab writes MPEG-4 part 2 (mp4v), which plays in desktop players but not
+in browsers, and this way any codec OpenCV reads will do.
 
 Extending: another output of analysis gets a key in `_outputs` and a route that serves it.
 """
@@ -23,14 +23,15 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
+import cv2
 import numpy as np
 from starlette.exceptions import HTTPException
 
 from poselab.io.project import Project, Video
-from poselab.labeler.videos import VideoSource
 
 OUTLIER_JUMP_PX = 20.0  # extract-outliers' default
 MAX_OUTLIERS_SHOWN = 24
+JPEG_QUALITY = 90
 
 
 def _read_json(path: Path) -> dict:
@@ -109,21 +110,65 @@ def outlier_frames(h5: Path, pcutoff: float) -> dict:
                         "low": i in low} for i in shown]}
 
 
+class FrameSource:
+    """JPEG frames of one video for the page's player (thread-safe, a few frames cached).
+
+    Unlike the labeler's VideoSource it does not count the frames first (a decoding pass
+    over the whole video, seconds for a long one): the player starts at once, reading
+    forward; the container's frame count is exact for the videos poselab writes.
+    """
+
+    def __init__(self, path: Path, keep: int = 64):
+        self.path, self.keep = path, keep
+        self.lock = threading.Lock()
+        self._reader = None
+        self._jpegs: OrderedDict[int, bytes] = OrderedDict()
+
+    def _open(self):
+        from poselab.io.video import VideoReader
+
+        if self._reader is None:
+            self._reader = VideoReader(self.path)
+        return self._reader
+
+    def info(self) -> dict:
+        with self.lock:
+            r = self._open()
+            return {"name": self.path.name, "n_frames": r.n_frames, "fps": r.fps,
+                    "width": r.width, "height": r.height}
+
+    def jpeg(self, index: int) -> bytes:
+        with self.lock:
+            if index in self._jpegs:
+                self._jpegs.move_to_end(index)
+                return self._jpegs[index]
+            frame = self._open().read(index)  # VideoError (one line) past the end
+            data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1]
+            self._jpegs[index] = data.tobytes()
+            while len(self._jpegs) > self.keep:
+                self._jpegs.popitem(last=False)
+            return self._jpegs[index]
+
+    def close(self) -> None:
+        with self.lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+
+
 class Players:
     """Frame sources of labeled videos (and of originals), opened once, kept a while."""
 
     def __init__(self, keep: int = 4):
         self.keep = keep
-        self._sources: OrderedDict[tuple, VideoSource] = OrderedDict()
+        self._sources: OrderedDict[tuple, FrameSource] = OrderedDict()
         self._lock = threading.Lock()
 
-    def source(self, path: Path) -> VideoSource:
+    def source(self, path: Path) -> FrameSource:
         key = (str(path), path.stat().st_mtime_ns)
         with self._lock:
             if key not in self._sources:
-                video = Video(key=path.name, path=path)
-                # labeled_data is a folder that never exists: nothing is ever added from here
-                self._sources[key] = VideoSource(0, video, path.parent / ".none", [], [])
+                self._sources[key] = FrameSource(path)
                 while len(self._sources) > self.keep:
                     self._sources.popitem(last=False)[1].close()
             self._sources.move_to_end(key)

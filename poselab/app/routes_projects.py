@@ -4,7 +4,8 @@
     GET  /api/files?path=                      the file browser (folders inside the roots)
     POST /api/projects/open    {"config"}      open a config.yaml (inside the roots)
     POST /api/projects/create  {...}           create a project (see Projects.create)
-    GET  /api/projects/{pid}                   `poselab info` facts, ids, run count
+    GET  /api/projects/{pid}[?brief=1]         `poselab info` facts, ids, run count (brief:
+                                               name, config and videos only)
     POST /api/projects/{pid}/videos {"videos"} add videos (poselab add-videos)
     GET  /api/projects/{pid}/videos/{vid}/thumb[?full=1]   frame 0 as JPEG
     GET  /api/projects/{pid}/folders           labeled-data folders with their images
@@ -94,6 +95,8 @@ def routes(ctx: Context) -> list[Route]:
         return await threaded(lambda: {"id": projects.create(payload)})
 
     async def summary(request: Request) -> Response:
+        if request.query_params.get("brief"):
+            return await threaded(projects.brief, request.path_params["pid"])
         return await threaded(projects.summary, request.path_params["pid"])
 
     async def add_videos(request: Request) -> Response:

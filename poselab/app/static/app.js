@@ -22,7 +22,7 @@ class App {
   constructor() {
     this.jobs = new Jobs();
     this.pid = null;
-    this.project = null; // the summary of the current project (GET api/projects/<id>)
+    this.project = null; // {id, task, config, videos} of the current project (?brief=1)
     this.current = null; // {name, view}
     this.jobs.subscribe((list) => this.current && this.current.view && this.current.view.update
       && this.current.view.update(list));
@@ -44,22 +44,16 @@ class App {
     if (!pid) {
       this.pid = null;
       this.project = null;
-    } else if (pid !== this.pid || !this.project) {
-      this.project = await api(projectPath(pid));
+    } else {
+      this.project = await api(`${projectPath(pid)}?brief=1`);
       this.pid = pid;
       localStorage.setItem(STORE, pid);
     }
     this.renderNav();
   }
 
-  async refreshProject() {
-    if (this.pid) this.project = await api(projectPath(this.pid));
-    this.renderNav();
-    return this.project;
-  }
-
   renderNav() {
-    $('project-name').textContent = this.project ? this.project.task || this.project.project_path : 'no project open';
+    $('project-name').textContent = this.project ? this.project.task || this.project.config : 'no project open';
     for (const a of document.querySelectorAll('#pages a')) {
       const page = a.dataset.page;
       a.classList.toggle('current', this.current && this.current.name === page);
@@ -106,6 +100,7 @@ class App {
     });
     if (this.current.name !== name) return; // navigated away meanwhile
     this.current.view = view;
+    document.body.dataset.readyAt = String(Math.round(performance.now())); // for the benchmark
     document.body.dataset.ready = name;
   }
 }

@@ -76,6 +76,7 @@ async function resultPanel(app, key, data) {
   const base = `${projectPath(app.pid)}/analyses/${vid}/${enc(h5)}`;
   const parts = [h('h2', {}, `${analysis.video_name} with ${analysis.run}`),
     h('p', { class: 'hint mono' }, h5)];
+  const outliers = outliersPanel(app, base, analysis, vid).catch((err) => h('p', { class: 'error' }, err.message));
   try {
     const p = await player(base);
     parts.push(p.el);
@@ -93,11 +94,7 @@ async function resultPanel(app, key, data) {
       h('p', {}, h('a', { href: `${base}/report`, target: '_blank', rel: 'noopener' }, 'Open in a new tab')),
       h('iframe', { class: 'report-frame', id: 'report-frame', src: `${base}/report`, title: 'quality report' }));
   }
-  try {
-    parts.push(await outliersPanel(app, base, analysis, vid));
-  } catch (err) {
-    parts.push(h('p', { class: 'error' }, err.message));
-  }
+  parts.push(await outliers);
   return parts;
 }
 

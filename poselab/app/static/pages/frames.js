@@ -65,7 +65,7 @@ function cropTool(app, videoSelect, onCrop) {
 }
 
 function extractForm(app, info) {
-  const usable = info.videos.filter((v) => v.id !== null && v.status === 'ok');
+  const usable = info.videos.filter((v) => v.exists);
   const boxes = usable.map((v) => h('label', { class: 'tool' },
     h('input', { type: 'checkbox', value: v.id, checked: true, class: 'extract-video' }), ` ${v.name}`));
   const method = h('select', { id: 'extract-method' },
@@ -126,7 +126,8 @@ function grid(app, folders) {
 
 export default {
   async mount(root, app) {
-    const [info, folders] = await Promise.all([app.refreshProject(), api(`${projectPath(app.pid)}/folders`)]);
+    const info = app.project;
+    const folders = await api(`${projectPath(app.pid)}/folders`);
     const gridEl = h('div', { id: 'frames-grid' }, grid(app, folders));
     clear(root, extractForm(app, info), h('div', { class: 'actions' },
       h('a', { href: app.labelUrl(), class: 'button' }, 'Label these frames →')), gridEl);

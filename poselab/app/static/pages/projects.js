@@ -97,7 +97,6 @@ function facts(app, info) {
       if (!paths) return;
       await post(`${projectPath(info.id)}/videos`, { videos: paths });
       toast(`${paths.length} video(s) added`);
-      await app.refreshProject();
       app.route();
     })),
     h('h2', {}, `Labeled data (${info.folders.length} folders)`),
@@ -110,7 +109,8 @@ function facts(app, info) {
 
 export default {
   async mount(root, app) {
-    const state = await api('api/state');
+    const [state, info] = await Promise.all([api('api/state'),
+      app.pid ? api(projectPath(app.pid)) : null]);
     const open = async (pid) => {
       await app.setProject(pid);
       app.go('projects', pid);
@@ -131,7 +131,7 @@ export default {
         }, { id: 'open-project' })),
         h('p', { class: 'hint' }, `The app may open folders under: ${state.roots.join(', ')}`)),
       newProjectForm(app, open));
-    const main = app.project ? facts(app, app.project) : h('div', { class: 'card' },
+    const main = info ? facts(app, info) : h('div', { class: 'card' },
       h('h1', {}, 'Welcome to poselab'),
       h('p', {}, 'Open a project (its config.yaml, DeepLabCut projects too) or create one from your videos. ',
         'Then extract frames, label them, train a model and analyze your videos, page by page.'));
