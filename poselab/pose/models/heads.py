@@ -31,6 +31,17 @@ def _deconv(cin: int, cout: int) -> nn.ConvTranspose2d:
     return nn.ConvTranspose2d(cin, cout, kernel_size=4, stride=2, padding=1, bias=False)
 
 
+def _output_convs(channels: int, k: int) -> tuple[nn.Conv2d, nn.Conv2d]:
+    """1x1 convolutions to K heatmap logits (starting near "absent") and 2K offsets (near 0)."""
+    heatmap = nn.Conv2d(channels, k, kernel_size=1)
+    offset = nn.Conv2d(channels, 2 * k, kernel_size=1)
+    for conv in (heatmap, offset):
+        nn.init.normal_(conv.weight, std=0.001)
+        nn.init.zeros_(conv.bias)
+    nn.init.constant_(heatmap.bias, HEATMAP_BIAS_INIT)
+    return heatmap, offset
+
+
 class DeconvHead(nn.Module):
     """Transposed-convolution head (SimpleBaseline / DeepLabCut style).
 
@@ -85,12 +96,7 @@ class DeconvHead(nn.Module):
                 self.out.bias[:k] = HEATMAP_BIAS_INIT
         else:
             self.out = None
-            self.heatmap = nn.Conv2d(c, k, kernel_size=1)
-            self.offset = nn.Conv2d(c, 2 * k, kernel_size=1)
-            for conv in (self.heatmap, self.offset):
-                nn.init.normal_(conv.weight, std=0.001)
-                nn.init.zeros_(conv.bias)
-            nn.init.constant_(self.heatmap.bias, HEATMAP_BIAS_INIT)
+            self.heatmap, self.offset = _output_convs(c, k)
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, C, H/s_in, W/s_in) -> heatmap logits (B, K, h, w), offsets (B, 2K, h, w)."""
@@ -136,12 +142,7 @@ class FPNHead(nn.Module):
         self.up = (nn.Sequential(_deconv(width, width), nn.BatchNorm2d(width),
                                  nn.ReLU(inplace=True))
                    if out_stride < strides[0] else nn.Identity())
-        self.heatmap = nn.Conv2d(width, num_keypoints, kernel_size=1)
-        self.offset = nn.Conv2d(width, 2 * num_keypoints, kernel_size=1)
-        for conv in (self.heatmap, self.offset):
-            nn.init.normal_(conv.weight, std=0.001)
-            nn.init.zeros_(conv.bias)
-        nn.init.constant_(self.heatmap.bias, HEATMAP_BIAS_INIT)
+        self.heatmap, self.offset = _output_convs(width, num_keypoints)
 
     def forward(self, features: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Stages [(B, C_i, H/s_i, W/s_i)], finest first -> (B, K, h, w), (B, 2K, h, w)."""
