@@ -78,8 +78,8 @@ class Guard:
         set_cookie = False
         if self.token is None:
             if not is_loopback(host_name(headers.get("host", ""))):
-                await _deny(send, 403, "this labeler only answers requests addressed to "
-                                       "localhost / 127.0.0.1")
+                await _deny(send, 403, "this poselab server only answers requests "
+                                       "addressed to localhost / 127.0.0.1")
                 return
         else:
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
@@ -88,7 +88,8 @@ class Guard:
                      or _cookie(headers, self.cookie_name(scope)))
             if not given or not secrets.compare_digest(given.encode(), self.token.encode()):
                 await _deny(send, 401, "missing or wrong token: open the URL that "
-                                       "`poselab label` printed (it ends in ?token=...)")
+                                       "`poselab label` or `poselab app` printed (it ends "
+                                       "in ?token=...)")
                 return
             set_cookie = bool(from_query)
         if scope["method"] not in ("GET", "HEAD"):
