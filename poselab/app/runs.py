@@ -8,7 +8,7 @@ those files, so a run trained from a terminal shows the same as one trained from
 
 A run's state: training (a job of the app is on it), finished (every planned epoch done),
 resumable (a checkpoint, epochs left, no job on it: interrupted or stopped), or empty.
-The ETA is the epochs left times the mean duration of the last few epochs.
+The ETA is the epochs left times the mean wall time of the last few epochs.
 
 Extending: a new per-run figure goes into `run_summary`.
 """
@@ -82,6 +82,18 @@ def _evaluation(run: Path) -> dict | None:
         return None
 
 
+def _epoch_seconds(rows: list[dict]) -> float | None:
+    """Wall seconds per epoch over the last few: from elapsed_minutes (evaluation and
+    checkpoints included), else the training seconds of a single epoch."""
+    elapsed = [r.get("elapsed_minutes") for r in rows[-(ETA_EPOCHS + 1):]]
+    steps = [(b - a) * 60 for a, b in zip(elapsed, elapsed[1:]) if a is not None and
+             b is not None and b > a]  # a resumed run restarts its clock: skip that step
+    if steps:
+        return sum(steps) / len(steps)
+    last = rows[-1].get("seconds") if rows else None
+    return float(last) if last else None
+
+
 def run_summary(run: Path, busy: bool) -> dict:
     """One run's state, progress, ETA and headline figures."""
     info = _read_yaml(run / "run.yaml")
@@ -89,8 +101,7 @@ def run_summary(run: Path, busy: bool) -> dict:
     rows = read_metrics(run)
     planned = int(train.get("epochs") or 0)
     done = len(rows)
-    recent = [r["seconds"] for r in rows[-ETA_EPOCHS:] if r.get("seconds")]
-    per_epoch = sum(recent) / len(recent) if recent else None
+    per_epoch = _epoch_seconds(rows)
     if busy:
         state = "training"
     elif planned and done >= planned:
