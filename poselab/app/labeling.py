@@ -67,7 +67,8 @@ class LabelerPages:
                 current = None
             if current is None:
                 current = self._mounted[pid] = _Mounted(config, self.token)
-                current.lock.describe(self.url or None)
+                # A `poselab label` refused on this project names this page (never the token).
+                current.lock.describe(f"{self.url}label/{pid}/" if self.url else None)
             return current
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -121,6 +121,7 @@ class BackgroundApp:
         query = f"?token={token}" if token else ""
         self.url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self.port}/{query}"
         self.lock.describe(self.url.split("?")[0])
+        self.ctx.labelers.url = self.url.split("?")[0]
         self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning",
                                                     access_log=False, lifespan="off"))
         self.thread = threading.Thread(target=self.server.run, args=([self.sock],), daemon=True)

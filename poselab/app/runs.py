@@ -86,8 +86,8 @@ def _epoch_seconds(rows: list[dict]) -> float | None:
     """Wall seconds per epoch over the last few: from elapsed_minutes (evaluation and
     checkpoints included), else the training seconds of a single epoch."""
     elapsed = [r.get("elapsed_minutes") for r in rows[-(ETA_EPOCHS + 1):]]
-    steps = [(b - a) * 60 for a, b in zip(elapsed, elapsed[1:]) if a is not None and
-             b is not None and b > a]  # a resumed run restarts its clock: skip that step
+    steps = [(b - a) * 60 for a, b in zip(elapsed[:-1], elapsed[1:], strict=True)
+             if a is not None and b is not None and b > a]
     if steps:
         return sum(steps) / len(steps)
     last = rows[-1].get("seconds") if rows else None
