@@ -76,16 +76,21 @@ def live_cmd(
     user_processor = load_processor(processor) if processor else None
     fwd = ForwardConfig(extra_ms=forward_ms) if forward or forward_ms else False
     predictor = LivePredictor(run, runtime, user_processor, fwd, device, threads)
-    recorder = Recorder(record, predictor.bodyparts, predictor.scorer, csv) if record else None
+    if record is not None and record.suffix != ".h5":  # before anything is opened
+        raise PoselabError(f"--record {record}: expected a .h5 file name (DeepLabCut's "
+                           "predictions layout; --csv adds the .csv twin)")
     src = open_source(source, fps)
     publishers = [StdoutPublisher()] if stdout else []
     try:
         if publish:
             publishers.append(open_publisher(publish))
-            if wait_subscribers:
-                typer.echo(f"live: waiting for {wait_subscribers} subscriber(s) on {publish}",
-                           err=True)
-                publishers[-1].wait_for_subscribers(wait_subscribers)
+        # Last, so a bad option above never leaves its folder behind.
+        recorder = Recorder(record, predictor.bodyparts, predictor.scorer, csv) if record \
+            else None
+        if wait_subscribers:
+            typer.echo(f"live: waiting for {wait_subscribers} subscriber(s) on {publish}",
+                       err=True)
+            publishers[-1].wait_for_subscribers(wait_subscribers)
     except BaseException:
         src.stop()
         for pub in publishers:

@@ -138,11 +138,11 @@ class LivePredictor:
         if runtime != "auto" and runtime not in runtimes.RUNTIMES:
             raise PoselabError(f"--runtime {runtime}: choose one of auto, "
                                f"{', '.join(runtimes.RUNTIMES)}")
+        if threads < 0:
+            raise PoselabError(f"--threads {threads}: must be >= 0 (0 calibrates)")
         self.predictor = Predictor.from_dir(run, device=device, batch_size=1)
         self.bodyparts = self.predictor.bodyparts
         self.scorer = self.predictor.scorer
-        if threads < 0:
-            raise PoselabError(f"--threads {threads}: must be >= 1 (0 calibrates)")
         self.runtime, self.threads = runtime, threads
         self.processor = processor
         if forward is True:
@@ -171,7 +171,10 @@ class LivePredictor:
         example = self._network_input(frame)
         names = runtimes.candidates(self.predictor.device) if self.runtime == "auto" \
             else [self.runtime]
-        threads = [self.threads] if self.threads else runtimes.thread_candidates()
+        if self.threads or self.predictor.device.type != "cpu":  # a GPU: threads hardly matter
+            threads = [self.threads or torch.get_num_threads()]
+        else:
+            threads = runtimes.thread_candidates()
         many = len(names) * len(threads) > 1
         built, cal = {}, Calibration()
         for name in names:

@@ -31,6 +31,7 @@ import math
 import os
 import socket
 import sys
+import tempfile
 from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlsplit
@@ -201,7 +202,8 @@ class Recorder:
         bodyparts, scorer: the run's.
 
     Raises:
-        PoselabError: a path that is not .h5, or not writable (checked before the run).
+        PoselabError: a path that is not .h5, or not writable (its folder is created and a
+            probe file written and removed now, before the run).
     """
 
     def __init__(self, path: str | os.PathLike, bodyparts: list[str], scorer: str,
@@ -210,11 +212,15 @@ class Recorder:
         if path.suffix != ".h5":
             raise PoselabError(f"--record {path}: expected a .h5 file name (DeepLabCut's "
                                "predictions layout; --csv adds the .csv twin)")
-        existing = path.parent
-        while not existing.exists() and existing != existing.parent:
-            existing = existing.parent  # the folder is made at save, nothing before the run
-        if path.is_dir() or not existing.is_dir() or not os.access(existing, os.W_OK):
-            raise PoselabError(f"--record {path}: not a writable file path")
+        try:  # found out now, not after an hour of recording
+            if path.is_dir():
+                raise IsADirectoryError(21, "is a folder")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".poselab-probe-"):
+                pass
+        except OSError as exc:
+            raise PoselabError(f"--record {path}: not a writable file path "
+                               f"({exc.strerror})") from None
         self.path, self.bodyparts, self.scorer, self.csv = path, bodyparts, scorer, csv
         self.rows: list[tuple[int, float, float, np.ndarray, np.ndarray]] = []
 
@@ -228,7 +234,6 @@ class Recorder:
         from poselab.io.fileio import atomic_write_text
         from poselab.io.predictions import predictions_frame, write_predictions
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         k = len(self.bodyparts)
         n = max((r[0] for r in self.rows), default=-1) + 1
         xy = np.full((n, k, 2), np.nan, np.float32)

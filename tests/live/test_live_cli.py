@@ -66,6 +66,8 @@ def test_user_processor_from_a_file(live_run: Path, live_video: Path, tmp_path: 
     (["--processor", "nofile.py:X"], "not found"),
     (["--processor", "nocolon"], "expected FILE.py:NAME"),
     (["--fps", "-5"], "--fps"),
+    (["--threads", "-1"], "--threads -1"),
+    (["--record", "/proc/no/x.h5"], "not a writable file path"),
 ])
 def test_bad_options_are_one_line_errors(live_run: Path, live_video: Path, tmp_path: Path,
                                          args: list[str], needle: str):
