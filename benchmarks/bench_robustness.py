@@ -44,6 +44,7 @@ from poselab.io.synthetic_suite import (
     make_suite_project,
     preview_frame,
 )
+from poselab.pose.train_config import default_preset
 
 ROOT = Path(__file__).resolve().parents[1]
 OPENFIELD = ROOT.parent / "shared" / "data" / "openfield-Pranav-2018-10-30"
@@ -116,7 +117,8 @@ def run_dataset(name: str, work: Path, args) -> dict:
     project = open_project(config)
     frames = load_labeled_frames(project)
     h, w = cv2.imread(str(frames.paths[0])).shape[:2]
-    cfg = resolve_config(args.preset, {"train_fraction": fraction, "seed": args.seed,
+    cfg = resolve_config(args.preset or default_preset(), {"train_fraction": fraction,
+                                                           "seed": args.seed,
                                        "max_minutes": args.minutes}, args.assignments)
     print(f"\n== {name}: {len(frames)} frames, {len(frames.bodyparts)} keypoints, {w}x{h}; "
           f"{cfg.backbone}, {cfg.epochs} epochs max, {args.minutes} min", flush=True)
@@ -202,7 +204,8 @@ def contact_sheet(path: Path, seed: int) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default=None,
-                        help="training preset (default: none, as `poselab train`)")
+                        help="training preset (default: what `poselab train` uses on this "
+                        "machine: cpu on a CPU)")
     parser.add_argument("--set", dest="assignments", action="append", default=[],
                         help="training option override key=value (repeatable)")
     parser.add_argument("--minutes", type=float, default=30.0, help="budget per dataset")
