@@ -239,3 +239,30 @@ def test_forward_prediction_is_published_with_the_measured_pose(live_run: Path,
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert all("measured" in m and m["ahead_ms"] > 0 for m in lines)
     assert lp.forward.config.pcutoff == 0.1  # the run's pcutoff
+
+
+def test_the_example_client_reads_the_socket(predictor: LivePredictor, live_video: Path):
+    """examples/live_client.py (no poselab import) receives the poses and times them."""
+    import subprocess
+    import sys
+
+    client = Path(__file__).resolve().parents[2] / "examples" / "live_client.py"
+    url = f"tcp://127.0.0.1:{_free_port()}"
+    pub = ZmqPublisher(url)
+    proc = subprocess.Popen([sys.executable, str(client), url, "--count", "3", "--zone",
+                             "0,0,1000,1000", "--pcutoff", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert pub.wait_for_subscribers(1, timeout=60)
+        out = StringIO()
+        run_live(predictor, open_source(live_video, fps=60), [StdoutPublisher(out), pub],
+                 max_frames=3, verbose=False)
+        printed, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    lines = printed.splitlines()
+    frames = [json.loads(m)["frame"] for m in out.getvalue().splitlines()]
+    assert [int(line.split()[1]) for line in lines[:3]] == frames
+    assert "IN" in lines[0] and "latency" in lines[0]  # entered the zone on the first pose
+    assert lines[3].startswith("3 poses; latency at this client p50")
