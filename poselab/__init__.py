@@ -33,6 +33,8 @@ _API = {
     "VideoReader": "poselab.io.video",
     "extract_frames": "poselab.io.frames",
     "extract_outliers": "poselab.analysis.outliers",
+    "suggest_frames": "poselab.analysis.suggest",
+    "learning_curve": "poselab.analysis.learning_curve",
     "train": "poselab.pose.training",
     "TrainConfig": "poselab.pose.train_config",
     "resolve_config": "poselab.pose.train_config",

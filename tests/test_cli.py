@@ -100,12 +100,13 @@ def test_help_is_fast_and_lists_commands():
         assert command in result.output
 
 
-WORKFLOW = ["demo", "new", "add-videos", "info", "extract-frames", "label", "check-labels",
-            "train", "evaluate", "analyze", "filter", "smooth", "report", "labeled-video",
-            "plot-trajectories", "extract-outliers", "export", "mnist", "synthetic-video"]
+WORKFLOW = ["demo", "app", "new", "add-videos", "info", "extract-frames", "label",
+            "check-labels", "train", "evaluate", "learning-curve", "analyze", "filter", "smooth",
+            "report", "labeled-video", "plot-trajectories", "extract-outliers", "suggest",
+            "export", "live", "mnist", "synthetic-video"]
 LONG_COMMANDS = ["train", "analyze", "extract-frames", "label", "filter", "labeled-video",
                  "extract-outliers", "export", "new", "mnist train", "mnist transfer", "smooth",
-                 "report"]
+                 "report", "suggest", "learning-curve"]
 
 
 def _all_commands(group=None, prefix=()):

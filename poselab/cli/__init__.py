@@ -9,6 +9,7 @@ Layout, one module per area (each module imports only typer at the top):
   common.py             ConfigArg, RunArg and small parsers shared by the commands
   project_commands.py   demo, new, add-videos, info, check-labels, synthetic-video
   labeling_commands.py  extract-frames, label, extract-outliers
+  active_commands.py    suggest, learning-curve (active learning)
   app_commands.py       app (the whole workflow in the browser)
   training_commands.py  train, evaluate, export
   live_commands.py      live
@@ -38,6 +39,7 @@ import typer
 from typer.core import TyperGroup
 
 from poselab.cli import (
+    active_commands,
     analysis_commands,
     app_commands,
     labeling_commands,
@@ -108,6 +110,7 @@ _COMMANDS: list[tuple[str, Callable[..., None] | typer.Typer]] = [
     ("check-labels", project_commands.check_labels_cmd),
     ("train", training_commands.train_cmd),
     ("evaluate", training_commands.evaluate_cmd),
+    ("learning-curve", active_commands.learning_curve_cmd),
     ("analyze", analysis_commands.analyze_cmd),
     ("filter", analysis_commands.filter_cmd),
     ("smooth", trust_commands.smooth_cmd),
@@ -115,6 +118,7 @@ _COMMANDS: list[tuple[str, Callable[..., None] | typer.Typer]] = [
     ("labeled-video", analysis_commands.labeled_video_cmd),
     ("plot-trajectories", analysis_commands.plot_trajectories_cmd),
     ("extract-outliers", labeling_commands.extract_outliers_cmd),
+    ("suggest", active_commands.suggest_cmd),
     ("export", training_commands.export_cmd),
     ("live", live_commands.live_cmd),
     ("mnist", mnist_app),
