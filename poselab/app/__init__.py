@@ -13,7 +13,9 @@ state folder, each job a process of the CLI, so the CLI and the Python API stay 
 - results.py: what analysis wrote per video (labeled video, plots, report, outliers).
 - labeling.py: the labeler as a page of the app, one per project.
 - commands.py: the `poselab` command lines of each job, from validated requests.
-- server.py and routes_*.py: the HTTP API; running.py: `serve` and `BackgroundApp`.
+- server.py (`create_app`), routes_projects.py, routes_jobs.py, routes_results.py: the HTTP
+  API; context.py: what the routes share; web.py: JSON helpers; running.py: `serve` and
+  `BackgroundApp`.
 - static/: the page (plain HTML, CSS and ES modules; no build step, nothing from a CDN).
 
 Extending: a page is a module in static/ registered in static/app.js's PAGES; its API routes
