@@ -184,7 +184,9 @@ class Projects:
         unknown = sorted({b for pair in skeleton for b in pair} - set(bodyparts))
         if unknown:
             raise PoselabError(f"skeleton: {', '.join(unknown)} not among the bodyparts")
-        directory = self.roots.check(payload.get("directory") or "", "folder")
+        if not payload.get("directory"):
+            raise HTTPException(400, "choose the folder to create the project in")
+        directory = self.roots.check(payload["directory"], "folder")
         paths = [self.roots.check(v, "video") for v in videos]
         config = create_project(name, experimenter, paths, bodyparts or None,
                                 bool(payload.get("copy_videos")), directory)
