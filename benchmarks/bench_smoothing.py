@@ -159,6 +159,8 @@ def compare(member_h5: list[Path], truth_df: pd.DataFrame, out: Path, eks_python
     tracks["Kalman, single model"] = predictions_arrays(read_predictions(single))[0]
     plain = smooth_predictions(member_h5[0], dest=out / "kalman-plain", iterations=0)
     tracks["Kalman, single, no re-weighting"] = predictions_arrays(read_predictions(plain))[0]
+    for i, h5 in enumerate(member_h5[1:], start=1):
+        tracks[f"raw member {i} (for reference)"] = predictions_arrays(read_predictions(h5))[0]
     if len(member_h5) > 1:
         ens_h5, _ = combine_prediction_files(member_h5, out / "ensemble" / "test-mouse_ens.h5")
         tracks[f"ensemble mean ({len(member_h5)})"] = predictions_arrays(
@@ -200,13 +202,16 @@ def plot(results: dict, tracks: dict, truth: np.ndarray, path: Path, openfield: 
     t = np.arange(lo, hi)
     ax = axes[1]
     ax.plot(t, truth[lo:hi, 0, 0], "k-", lw=2.5, alpha=0.35, label="ground truth")
-    ax.plot(t, tracks[names[0]][lo:hi, 0, 0], ".", ms=4, label=names[0])
+    low, high = truth[lo:hi, 0, 0].min() - 25, truth[lo:hi, 0, 0].max() + 25
+    raw = tracks[names[0]][lo:hi, 0, 0]
+    ax.plot(t, np.clip(raw, low, high), ".", ms=4, label=f"{names[0]} (clipped to the axes)")
     for n in names:
         if n.startswith(("Kalman, single model", "Kalman, ensemble", "EKS")):
             ax.plot(t, tracks[n][lo:hi, 0, 0], "-", lw=1.2, label=n)
+    ax.set_ylim(low - 2, high + 2)
+    ax.legend(fontsize=7, loc="lower left")
     ax.set_xlabel("frame")
     ax.set_ylabel("snout x (px)")
-    ax.legend(fontsize=7)
     ax.set_title("the raw model's worst stretch", fontsize=10)
     ax = axes[2]
     if openfield:
@@ -233,6 +238,7 @@ def hour_timing(out: Path) -> dict:
     xy = 320 + np.cumsum(rng.normal(scale=0.3, size=(n, k, 2)), axis=0)
     xy += rng.normal(scale=1.5, size=xy.shape)
     lik = rng.beta(8, 1, size=(n, k))
+    (out / "hour").mkdir(parents=True, exist_ok=True)
     (h5,) = write_predictions(predictions_frame(xy, lik, [f"p{i}" for i in range(k)], "s"),
                               out / "hour" / "hour.h5")
     timing = {}
