@@ -12,19 +12,15 @@
    chosen so that this frame is training's test frame, so all n frames are trained on.
    The final checkpoint is graded on the fixed test split with Predictor (the same
    preprocessing as `poselab evaluate`).
-4. `fit_power_law` fits err(n) = a * n^-b + c (least squares on log errors, so small and
-   large errors weigh alike; a > 0, 0 < b <= 3, 0 <= c <= the smallest error).
-   `labels_for` inverts it: n = (a / (target - c))^(1/b). The uncertainty comes from a
-   bootstrap: the seeds resampled with replacement at each size (with one seed, the fit's
-   residuals resampled), refitted 200 times; the 10th-90th percentiles are reported.
-   "More labels will not help much" when the largest subset's fitted error is within 10%
-   of the floor c.
+4. The errors are fitted with err(n) = a * n^-b + c and the labels for `target_px` are
+   estimated with a bootstrap interval (poselab.analysis.power_law). "More labels will not
+   help much" when the largest subset's fitted error is within 10% of the floor c.
 
 Writes <out>/learning-curve.csv (a row per run, reused by a re-run with the same settings,
 so an interrupted curve continues), learning-curve.png and fit.json.
 
-Extending: another curve model is a function beside `power_law` with its fit and
-inversion, chosen in `fit_power_law`'s place; test that it recovers known parameters.
+Extending: a new column is a key of `_one_run`'s row and of COLUMNS (older CSVs without it
+are measured again).
 """
 
 from __future__ import annotations
@@ -43,6 +39,13 @@ from pathlib import Path
 
 import numpy as np
 
+from poselab.analysis.power_law import (
+    BOOTSTRAPS,
+    Estimate,
+    PowerLaw,
+    estimate_labels,
+    fit_power_law,
+)
 from poselab.errors import PoselabError
 from poselab.io.fileio import atomic_write, atomic_write_text
 from poselab.io.labels import LabeledFrames, load_labeled_frames, load_project_labels
@@ -50,119 +53,7 @@ from poselab.io.project import open_project
 
 CSV_NAME, PNG_NAME, FIT_NAME = "learning-curve.csv", "learning-curve.png", "fit.json"
 COLUMNS = ["size", "seed", "test_px", "test_rmse", "test_pck5", "epochs", "minutes", "settings"]
-BOOTSTRAPS = 200
 FLAT = 0.10  # "more labels will not help much" when err(largest) - c < FLAT * err(largest)
-
-
-@dataclass(frozen=True)
-class PowerLaw:
-    """err(n) = a * n^-b + c; c is the floor that no number of labels goes below."""
-
-    a: float
-    b: float
-    c: float
-
-    def __call__(self, n):
-        return self.a * np.power(np.asarray(n, np.float64), -self.b) + self.c
-
-
-def power_law(n, a: float, b: float, c: float):
-    """a * n^-b + c for an array of sizes n."""
-    return a * np.power(np.asarray(n, np.float64), -b) + c
-
-
-def fit_power_law(sizes: Sequence[float], errors: Sequence[float]) -> PowerLaw:
-    """Least-squares fit of log err = log(a n^-b + c) to (size, error) points.
-
-    Args:
-        sizes: number of labeled frames of each point (at least 3 distinct values).
-        errors: test error of each point (> 0), e.g. several seeds per size.
-
-    Raises:
-        PoselabError: fewer than 3 distinct sizes, non-positive errors, or no convergence.
-    """
-    from scipy.optimize import curve_fit
-
-    n = np.asarray(sizes, np.float64)
-    e = np.asarray(errors, np.float64)
-    keep = np.isfinite(n) & np.isfinite(e)
-    n, e = n[keep], e[keep]
-    if len(np.unique(n)) < 3:
-        raise PoselabError("a power-law fit needs errors at 3 or more sizes")
-    if (e <= 0).any() or (n <= 0).any():
-        raise PoselabError("a power-law fit needs positive sizes and errors")
-    lo = float(e.min())
-    c0, b0 = 0.5 * lo, 0.5
-    a0 = max(float(np.median(e[n == n.min()])) - c0, 1e-6) * n.min() ** b0
-    bounds = ([1e-12, 1e-3, 0.0], [np.inf, 3.0, lo])
-
-    def model(x, a, b, c):
-        return np.log(power_law(x, a, b, c))
-
-    try:
-        params, _ = curve_fit(model, n, np.log(e), p0=[a0, b0, c0], bounds=bounds,
-                              max_nfev=20_000)
-    except (RuntimeError, ValueError) as exc:
-        raise PoselabError(f"the power-law fit did not converge ({exc})") from None
-    return PowerLaw(*(float(p) for p in params))
-
-
-def labels_for(fit: PowerLaw, target: float) -> float:
-    """Labeled frames at which the fitted error reaches `target` (inf below the floor c)."""
-    if target <= fit.c:
-        return math.inf
-    return float((fit.a / (target - fit.c)) ** (1.0 / fit.b))
-
-
-@dataclass
-class Estimate:
-    """Labels needed for a target error: the fit's value and a bootstrap 80% interval;
-    `reachable` is the fraction of bootstrap fits whose floor lies below the target."""
-
-    target_px: float
-    labels: float
-    low: float
-    high: float
-    reachable: float
-
-
-def bootstrap_fits(rows: Sequence[dict], n_boot: int = BOOTSTRAPS, seed: int = 0
-                   ) -> list[PowerLaw]:
-    """Power laws refitted to resampled curves (see the module docstring); failed fits are
-    dropped. `rows` are dicts with size, seed and test_px."""
-    rng = np.random.default_rng(seed)
-    sizes = sorted({int(r["size"]) for r in rows})
-    by_size = {s: np.array([r["test_px"] for r in rows if int(r["size"]) == s]) for s in sizes}
-    seeds = {int(r["seed"]) for r in rows}
-    fits = []
-    if len(seeds) == 1:  # one curve: resample the residuals of its fit, in log space
-        n = np.array([int(r["size"]) for r in rows], np.float64)
-        e = np.array([r["test_px"] for r in rows], np.float64)
-        base = fit_power_law(n, e)
-        resid = np.log(e) - np.log(base(n))
-    for _ in range(n_boot):
-        if len(seeds) == 1:
-            errors = np.exp(np.log(base(n)) + rng.choice(resid, len(resid)))
-            x = n
-        else:
-            x = np.concatenate([np.full(len(by_size[s]), s, np.float64) for s in sizes])
-            errors = np.concatenate([rng.choice(by_size[s], len(by_size[s])) for s in sizes])
-        try:
-            fits.append(fit_power_law(x, errors))
-        except PoselabError:
-            continue
-    return fits
-
-
-def estimate_labels(rows: Sequence[dict], fit: PowerLaw, target: float,
-                    n_boot: int = BOOTSTRAPS) -> Estimate:
-    """Labels needed for `target` px with its bootstrap interval (10th-90th percentile)."""
-    needed = np.array([labels_for(f, target) for f in bootstrap_fits(rows, n_boot)])
-    if not needed.size:
-        needed = np.array([labels_for(fit, target)])
-    low, high = np.percentile(needed, [10, 90]) if np.isfinite(needed).any() else (np.inf,) * 2
-    return Estimate(float(target), labels_for(fit, target), float(low), float(high),
-                    float(np.isfinite(needed).mean()))
 
 
 @dataclass
@@ -427,8 +318,10 @@ def grade_run(run: str | os.PathLike, frames: LabeledFrames, indices: Sequence[i
     return metrics, predictor.epoch
 
 
-def summarize(rows: Sequence[dict], target_px: float | None = None) -> LearningCurveResult:
-    """Fit the curve to measured rows (size, seed, test_px) and say what it means."""
+def summarize(rows: Sequence[dict], target_px: float | None = None,
+              n_boot: int = BOOTSTRAPS) -> LearningCurveResult:
+    """Fit the curve to measured rows (size, seed, test_px) and say what it means
+    (`n_boot` bootstrap refits for the target's interval)."""
     rows = sorted(rows, key=lambda r: (r["size"], r["seed"]))
     sizes = sorted({r["size"] for r in rows})
     mean = {s: float(np.mean([r["test_px"] for r in rows if r["size"] == s])) for s in sizes}
@@ -455,7 +348,7 @@ def summarize(rows: Sequence[dict], target_px: float | None = None) -> LearningC
         else:
             lines.append(f"twice the labels ({2 * largest}) should give about {doubled:.2f} px")
         if target_px is not None:
-            estimate = estimate_labels(rows, fit, target_px)
+            estimate = estimate_labels(rows, fit, target_px, n_boot)
             lines.append(_estimate_line(estimate, largest, mean[largest]))
     return LearningCurveResult(list(rows), fit, estimate, flat, lines)
 
@@ -464,13 +357,18 @@ def _estimate_line(e: Estimate, largest: int, now: float) -> str:
     if now <= e.target_px:
         return (f"target {e.target_px:g} px: already reached with {largest} labels "
                 f"({now:.2f} px)")
-    if not math.isfinite(e.labels) or e.reachable < 0.5:
+    if not math.isfinite(e.labels):
         return (f"target {e.target_px:g} px: below the fitted floor of the error, so more "
                 "labels will not help much (a better model, longer training or cleaner labels "
                 "might)")
+    how = "bootstrap over seeds" if e.method == "seeds" else "bootstrap of one seed's residuals"
+    if e.reachable < 0.5:
+        return (f"target {e.target_px:g} px: about {e.labels:.0f} labeled frames by the fit, "
+                f"but {1 - e.reachable:.0%} of the {how} put the floor above the target: "
+                "more labels may not get there")
     high = f"{e.high:.0f}" if math.isfinite(e.high) else "unbounded"
     return (f"target {e.target_px:g} px: about {e.labels:.0f} labeled frames (80% interval "
-            f"{e.low:.0f} to {high}; bootstrap over seeds)")
+            f"{e.low:.0f} to {high}; {how})")
 
 
 def _fit_doc(result: LearningCurveResult) -> dict:

@@ -1,4 +1,4 @@
-"""Learning curves: the power-law fit and its inversion, the bootstrap estimate, the
+"""Learning curves: the power-law fit (power_law.py) and its inversion, the bootstrap estimate, the
 conclusions in words, nested subsets on a fixed test split, and bad input."""
 
 from __future__ import annotations
@@ -13,16 +13,13 @@ import pytest
 from typer.testing import CliRunner
 
 from poselab.analysis.learning_curve import (
-    PowerLaw,
     default_sizes,
-    estimate_labels,
-    fit_power_law,
-    labels_for,
     learning_curve,
     nested_subsets,
     prepare_subset,
     summarize,
 )
+from poselab.analysis.power_law import PowerLaw, estimate_labels, fit_power_law, labels_for
 from poselab.cli import app
 from poselab.errors import PoselabError
 
@@ -72,15 +69,15 @@ def test_bootstrap_interval_covers_the_truth():
 
 
 def test_conclusions_in_words():
-    steep = summarize(rows_from(TRUE), target_px=3.0)
+    steep = summarize(rows_from(TRUE), target_px=3.0, n_boot=20)
     assert not steep.flat
     assert any("twice the labels (320)" in line for line in steep.lines)
     assert any(line.startswith("target 3 px: about 194 labeled frames") for line in steep.lines)
-    flat = summarize(rows_from(PowerLaw(a=5.0, b=1.0, c=3.0)), target_px=2.5)
+    flat = summarize(rows_from(PowerLaw(a=5.0, b=1.0, c=3.0)), target_px=2.5, n_boot=20)
     assert flat.flat
     assert any("more labels will not help much" in line for line in flat.lines)
     assert any("below the fitted floor" in line for line in flat.lines)
-    reached = summarize(rows_from(TRUE), target_px=10.0)
+    reached = summarize(rows_from(TRUE), target_px=10.0, n_boot=20)
     assert any("already reached with 160 labels" in line for line in reached.lines)
     two = summarize([r for r in rows_from(TRUE) if r["size"] <= 20])
     assert two.fit is None and any("fewer than 3 sizes" in line for line in two.lines)
@@ -116,10 +113,10 @@ def test_bad_input_is_one_line(project):
                                   "fixed test split; use sizes up to 12")
     code, line = run("--sizes", "4,x")
     assert code == 2 and line.startswith("error: --sizes '4,x': comma-separated whole numbers")
-    code, line = run("--seeds", "0")
-    assert code == 2 and line == "error: --seeds 0: the number of seeds must be >= 1"
-    code, line = run("--target-px", "-1")
-    assert code == 2 and "--target-px -1.0: must be a positive" in line
+    with pytest.raises(PoselabError, match="^--seeds 0: the number of seeds must be >= 1$"):
+        learning_curve(project, seeds=0)
+    with pytest.raises(PoselabError, match="--target-px -1: must be a positive"):
+        learning_curve(project, target_px=-1)
     assert not (project.parent / "learning-curve" / "learning-curve.csv").exists()
 
 
