@@ -12,7 +12,6 @@ import datetime as dt
 import math
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -189,7 +188,8 @@ def run_demo(
     if labeled.is_dir() and any(FRAME_NAME.fullmatch(p.name) for p in labeled.iterdir()):
         echo("      already extracted")  # extracting again would add 50 more frames
     else:
-        extract_frames(config, n=DEMO_LABELED, method="kmeans", progress=sys.stderr.isatty())
+        # a bar on a terminal, a line every ~30 s in a log (poselab.progress)
+        extract_frames(config, n=DEMO_LABELED, method="kmeans")
         echo(f"      frames in {labeled}")
 
     step("labeling the keyframes from the ground truth (standing in for you: on your own "

@@ -1,8 +1,8 @@
 """The package's layers stay true: every import inside poselab points down (or sideways).
 
-Layers, bottom up: errors, validate < io < viz < pose < analysis, mnist < labeler/app, live < demo <
-cli. Function-level (lazy) imports count as well: a lazy import that points up is still a
-dependency that points up.
+Layers, bottom up: errors, validate, progress < io < viz < pose < analysis, mnist < labeler/app,
+live < demo < cli. Function-level (lazy) imports count as well: a lazy import that points up is
+still a dependency that points up.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ PACKAGE = Path(poselab.__file__).parent
 LAYERS = {
     "errors": 0,
     "validate": 0,
+    "progress": 0,
     "io": 1,
     "viz": 2,
     "pose": 3,

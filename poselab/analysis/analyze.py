@@ -5,7 +5,9 @@ decodes frames and stacks them into batches (a bounded queue, so memory does not
 video length) while the model runs. It writes `<stem><scorer>.h5` (one row per frame; an
 undecodable frame has x, y NaN and likelihood 0, never a blank .csv row, which
 `read_csv(header=[0, 1, 2], index_col=0)` would take for index names) and
-`<stem><scorer>_meta.json` (the facts DeepLabCut keeps in `_meta.pickle`).
+`<stem><scorer>_meta.json` (the facts DeepLabCut keeps in `_meta.pickle`), plus that
+`_meta.pickle` in DeepLabCut's layout for its own tools (written only: poselab never loads
+a pickle).
 `analyze_videos(run, videos, executor=...)` spreads videos over any
 concurrent.futures.Executor (a process pool, Dask's `client.get_executor()`).
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import pickle
 import queue
 import sys
 import threading
@@ -31,8 +34,16 @@ import cv2
 import numpy as np
 
 from poselab.errors import PoselabError
-from poselab.io.fileio import atomic_write_text, ensure_dir
-from poselab.pose.predict import Predictor, read_run_info, run_scorer
+from poselab.io.fileio import atomic_write, atomic_write_text, ensure_dir
+from poselab.pose.predict import (
+    DEFAULT_PRECISION,
+    Predictor,
+    check_precision,
+    precision_name,
+    read_run_info,
+    run_scorer,
+)
+from poselab.progress import progress_bar
 
 _QUEUE_BATCHES = 3  # decoded batches waiting for the model: bounds memory, keeps it busy
 _DONE = object()  # end-of-video marker on the queue
@@ -113,8 +124,6 @@ def analyze_video(
     Raises:
         VideoError: missing or unreadable video.
     """
-    from tqdm.auto import tqdm
-
     from poselab.io.predictions import predictions_frame, write_predictions
     from poselab.io.video import VideoReader
 
@@ -132,8 +141,8 @@ def analyze_video(
         stop = threading.Event()
         thread = threading.Thread(target=_batches, args=(reader, predictor.batch_size, batches,
                                                          stop), daemon=True)
-        bar = tqdm(total=reader.n_frames or None, unit="frame", desc=video.name, leave=False,
-                   disable=None if progress is None else not progress)
+        bar = progress_bar(total=reader.n_frames or None, unit="frame", desc=video.name,
+                           leave=False, progress=progress)
         thread.start()
         try:
             while (item := batches.get()) is not _DONE:
@@ -165,6 +174,8 @@ def analyze_video(
                   file=sys.stderr)
     # The metadata goes first: the .h5, written last and atomically, marks a finished video.
     atomic_write_text(meta_path, json.dumps(meta, indent=2))
+    dlc = pickle.dumps(dlc_metadata(meta, predictor.info), protocol=4)
+    atomic_write(dlc_meta_path(h5), lambda tmp: Path(tmp).write_bytes(dlc))
     df = predictions_frame(xy_all, lik_all, predictor.bodyparts, predictor.scorer)
     write_predictions(df, h5, csv=csv)
     return h5
@@ -186,9 +197,43 @@ def _metadata(predictor: Predictor, reader, video: Path, decoded: int, true_coun
         "input_scale": predictor.input_scale,  # the network saw frames resized by this
         "autocast_dtype": str(predictor.dtype).removeprefix("torch.") if predictor.dtype
         else "float32",
+        # what the model computed in, and the setting that chose it on this device
+        "precision": precision_name(predictor.dtype),
+        "precision_requested": getattr(predictor, "precision", None),
         "seconds": round(seconds, 3), "frames_per_second": round(decoded / max(seconds, 1e-9), 2),
         "poselab_version": __version__, "date": dt.datetime.now().isoformat(timespec="seconds"),
     }
+
+
+def dlc_meta_path(h5: str | os.PathLike) -> Path:
+    """DeepLabCut's `<stem><scorer>_meta.pickle` beside a predictions .h5."""
+    h5 = Path(h5)
+    return h5.with_name(f"{h5.stem}_meta.pickle")
+
+
+def dlc_metadata(meta: dict, info: dict) -> dict:
+    """The `_meta.pickle` content DeepLabCut's create_labeled_video, filterpredictions and
+    extract_outlier_frames read: {"data": {...}} with its key names, from poselab's metadata
+    and the run's run.yaml. Plain Python values only, so any pickle reader loads it."""
+    width, height = int(meta["width"]), int(meta["height"])
+    crop = meta.get("crop")
+    seconds = float(meta.get("seconds") or 0.0)
+    stop = dt.datetime.fromisoformat(meta["date"]).timestamp()
+    train = info.get("train") or {}
+    return {"data": {
+        "start": stop - seconds, "stop": stop, "run_duration": seconds,
+        "Scorer": meta["scorer"], "fps": float(meta["fps"] or 0.0),
+        "batch_size": int(meta["batch_size"]),
+        "frame_dimensions": (height, width),  # (rows, columns) as DeepLabCut writes it
+        "nframes": int(meta["rows"]),
+        "iteration (active-learning)": 0,
+        "training set fraction": float(train.get("train_fraction") or 0.0),
+        "cropping": crop is not None,
+        "cropping_parameters": [int(v) for v in crop] if crop else [0, width, 0, height],
+        "poselab": {"run": meta["run"], "precision": meta.get("precision"),
+                    "missing_frames": int(meta["missing_frames"]),
+                    "version": meta["poselab_version"]},
+    }}
 
 
 def expand_videos(videos: Iterable[str | os.PathLike]) -> list[Path]:
@@ -215,19 +260,20 @@ def expand_videos(videos: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 @lru_cache(maxsize=1)
-def _worker_predictor(run: str, device: str, batch_size: int, stamp: int) -> Predictor:
+def _worker_predictor(run: str, device: str, batch_size: int, stamp: int,
+                      precision: str = DEFAULT_PRECISION) -> Predictor:
     """The model, loaded once per worker process (`stamp`: a retrained run reloads)."""
-    return Predictor.from_dir(run, device=device, batch_size=batch_size)
+    return Predictor.from_dir(run, device=device, batch_size=batch_size, precision=precision)
 
 
 def analyze_one(run: str, video: str, dest: str | None, batch_size: int, device: str,
-                csv: bool, overwrite: bool) -> Path:
+                csv: bool, overwrite: bool, precision: str = DEFAULT_PRECISION) -> Path:
     """One video in a worker process (picklable: plain arguments, module level)."""
     h5, _ = output_paths(video, run_scorer(run, read_run_info(run)), dest)
     if _done(h5, csv) and not overwrite:
         return h5  # no model load for a skipped video
     stamp = max((p.stat().st_mtime_ns for p in Path(run).glob("*.pt")), default=0)
-    predictor = _worker_predictor(run, device, batch_size, stamp)
+    predictor = _worker_predictor(run, device, batch_size, stamp, precision)
     return analyze_video(predictor, video, dest, csv, overwrite, progress=False)
 
 
@@ -241,6 +287,7 @@ def analyze_videos(
     csv: bool = False,
     overwrite: bool = False,
     report: bool = False,
+    precision: str = DEFAULT_PRECISION,
 ) -> list[Path]:
     """Analyze many videos with one run, in this process or spread over an executor.
 
@@ -256,6 +303,8 @@ def analyze_videos(
         csv, overwrite: as `analyze_video`.
         report: also write each video's quality report `<stem>_report.html`
             (poselab.analysis.report, with the run's pcutoff and skeleton).
+        precision: fp32 (default: the same numbers on every machine), bf16, fp16 (CUDA) or
+            auto (bf16/fp16 where the device is fast at it); recorded in the metadata.
 
     Returns:
         The .h5 paths, in the order of `videos`.
@@ -266,6 +315,7 @@ def analyze_videos(
     """
     run = str(Path(run))
     info = read_run_info(run)  # fail fast on a folder that is not a run
+    check_precision(precision)
     paths = expand_videos(videos)
     if dest is not None:
         dest = ensure_dir(dest)  # a file given as --dest is one line, before any work
@@ -273,7 +323,7 @@ def analyze_videos(
     # ours (os.path.abspath, not resolve: a symlinked video keeps its name, hence its outputs').
     dest_s = os.path.abspath(dest) if dest is not None else None
     args = [(os.path.abspath(run), os.path.abspath(v), dest_s, batch_size, device, csv,
-             overwrite) for v in paths]
+             overwrite, precision) for v in paths]
     written: list[Path | None] = [None] * len(paths)
     failures: list[str] = []
 
@@ -290,7 +340,8 @@ def analyze_videos(
                 if _done(h5, csv) and not overwrite:
                     written[i] = h5
                     continue
-                predictor = predictor or Predictor.from_dir(run, device, batch_size)
+                predictor = predictor or Predictor.from_dir(run, device, batch_size,
+                                                            precision=precision)
                 written[i] = analyze_video(predictor, video, dest, csv, overwrite)
             except Exception as exc:  # noqa: BLE001 - reported; the other videos go on
                 failed(video, exc)

@@ -13,8 +13,14 @@ batch norms folded (`PoseNet.fuse_for_inference`):
 Preprocessing (data.preprocess_batch) and decoding (heatmaps.decode) stay outside the graph:
 both are a few lines in any language, and keeping them out keeps the graph free of
 data-dependent ops (argmax, gather), so the export matches PyTorch up to float rounding.
-Every export is checked against the PyTorch model on two input sizes (atol 1e-4) before it
-is kept.
+Every export is checked against the PyTorch model on two input sizes before it is kept
+(atol 1e-4 in fp32).
+
+Precision: fp32 by default. `precision="bf16"` (TorchScript) or `"fp16"` (both formats)
+stores the weights in that type and computes in it behind the same float32 input and
+outputs, to match `poselab analyze --precision` of the same setting; the check then compares
+with PyTorch computing in that precision (tolerance CHECK_TOLERANCE) and preprocessing.json
+records the precision and how far the outputs are from fp32.
 
 Adding a format: write `_export_<name>(net, path, example) -> None` that saves `net` (a
 `PaddedNetwork`, taking the padded normalized batch) to `path`, and a `_run_<name>(path)` that
@@ -24,6 +30,8 @@ file name, in `FORMATS`.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import importlib.util
 import json
 import os
@@ -38,10 +46,15 @@ from torch import nn
 
 from poselab.errors import PoselabError
 from poselab.io.fileio import atomic_write, atomic_write_text
+from poselab.pose.predict import precision_name
 
 PAD_MULTIPLE = 32  # data.MULTIPLE; repeated so the recipe does not import OpenCV
 CHECK_SIZES = ((64, 96), (96, 128))  # (H, W) of the padded inputs the export is checked on
 CHECK_ATOL = 1e-4  # exported vs PyTorch outputs (fused batch norms; float rounding only)
+# Half precisions: exported vs PyTorch in the same precision, as a fraction of the largest
+# output (different kernels round differently: about 1e-3 of the range here)
+CHECK_TOLERANCE = {"fp32": None, "fp16": 2e-2, "bf16": 5e-2}
+_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 Runner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -59,6 +72,19 @@ class PaddedNetwork(nn.Module):
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.head(self.backbone(image))
+
+
+class CastNetwork(nn.Module):
+    """A network that computes in `dtype` (weights stored in it) behind float32 input and
+    outputs, so a half-precision export has the interface of an fp32 one."""
+
+    def __init__(self, net: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.net, self.dtype = net.to(dtype), dtype
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        heatmaps, offsets = self.net(image.to(self.dtype))
+        return heatmaps.float(), offsets.float()
 
 
 # ----------------------------------------------------------------------------- torchscript
@@ -150,8 +176,10 @@ def load_exported(path: str | os.PathLike) -> Runner:
 
 
 # ----------------------------------------------------------------------------- API
-def preprocessing_spec(info: dict, run: Path, epoch: int, fmt: str) -> dict:
-    """The JSON recipe around the exported network: resize, normalization, padding, decoding."""
+def preprocessing_spec(info: dict, run: Path, epoch: int, fmt: str,
+                       precision: str = "fp32", check: dict | None = None) -> dict:
+    """The JSON recipe around the exported network: resize, normalization, padding, decoding;
+    the precision it computes in and what its check measured."""
     from poselab import __version__
     from poselab.pose.predict import run_input_scale
 
@@ -191,25 +219,53 @@ def preprocessing_spec(info: dict, run: Path, epoch: int, fmt: str) -> dict:
         "run": run.resolve().name,
         "epoch": epoch,
         "format": fmt,
+        "precision": precision,
+        "precision_note": "the network computes in this precision behind float32 input and "
+                          "outputs; `poselab analyze --precision` of the same value matches it",
+        "check": check or {},
         "poselab_version": __version__,
     }
 
 
-def _check(run_export: Runner, model: nn.Module, path: Path) -> None:
-    """Raise unless the export reproduces `model` on CHECK_SIZES (a wrong dynamic shape or
-    a traced-in constant shows up as a size mismatch or a large difference)."""
+def _check(run_export: Runner, model: nn.Module, path: Path, precision: str = "fp32",
+           fp32: nn.Module | None = None) -> dict:
+    """Raise unless the export reproduces `model` (PyTorch, in the export's precision) on
+    CHECK_SIZES (a wrong dynamic shape or a traced-in constant shows up as a size mismatch
+    or a large difference). Returns what it measured: the largest differences from `model`
+    and, for a half-precision export, from the fp32 network `fp32`."""
     gen = torch.Generator().manual_seed(0)
+    worst = {"heatmaps": 0.0, "offsets": 0.0}
+    from_fp32 = dict(worst)
     for batch, (h, w) in zip((1, 2), CHECK_SIZES, strict=True):
         x = torch.randn(batch, 3, h, w, generator=gen)
         with torch.no_grad():
             expected = model(x)
+            full = fp32(x) if fp32 is not None else expected
         got = run_export(x.numpy())
-        for name, e, g in zip(("heatmaps", "offsets"), expected, got, strict=True):
-            e = e.numpy()
-            if g.shape != e.shape or not np.allclose(g, e, atol=CHECK_ATOL, rtol=0):
+        for name, e, g, f in zip(("heatmaps", "offsets"), expected, got, full, strict=True):
+            e, f = e.float().numpy(), f.float().numpy()
+            tol = CHECK_TOLERANCE.get(precision)
+            atol = CHECK_ATOL if tol is None else tol * max(1.0, float(np.abs(e).max()))
+            if g.shape != e.shape or not np.allclose(g, e, atol=atol, rtol=0):
                 diff = np.abs(g - e).max() if g.shape == e.shape else f"shape {g.shape}"
-                raise PoselabError(f"{path}: export disagrees with PyTorch on {name} for a "
-                                   f"{h}x{w} input ({diff} vs {e.shape}); not kept")
+                raise PoselabError(f"{path}: export disagrees with PyTorch ({precision}) on "
+                                   f"{name} for a {h}x{w} input ({diff} vs {e.shape}); not kept")
+            worst[name] = max(worst[name], float(np.abs(g - e).max()))
+            from_fp32[name] = max(from_fp32[name], float(np.abs(g - f).max()))
+    return {"against": f"PyTorch computing in {precision}", "input_sizes": [list(s) for s in
+            CHECK_SIZES], "max_abs_diff": worst, "max_abs_diff_from_fp32": from_fp32}
+
+
+def export_dtype(precision: str, fmt: str) -> torch.dtype | None:
+    """The dtype an export computes in (None: fp32). auto is fp32: the device that will run
+    the export is not known here."""
+    from poselab.pose.predict import check_precision
+
+    check_precision(precision)
+    if precision == "bf16" and fmt == "onnx":
+        raise PoselabError("--precision bf16: ONNX Runtime has no bfloat16 convolutions; "
+                           "export bf16 as --format torchscript, or ONNX in fp16 or fp32")
+    return _DTYPES.get(precision)
 
 
 def export_model(
@@ -217,6 +273,8 @@ def export_model(
     fmt: str = "torchscript",
     dest: str | os.PathLike | None = None,
     which: str = "auto",
+    precision: str = "fp32",
+    echo: Callable[[str], None] | None = None,
 ) -> list[Path]:
     """Export a run's network and its pre/post-processing recipe.
 
@@ -226,6 +284,10 @@ def export_model(
             onnxscript and onnxruntime packages).
         dest: folder that receives export/ (default: the run dir).
         which: checkpoint "auto" (best on validation, else the final one), "best" or "last".
+        precision: fp32 (default), fp16, bf16 (TorchScript only) or auto (= fp32); see the
+            module docstring.
+        echo: receives progress lines (the step, and every ~30 s "still running" during
+            the export and its check); None is silent.
 
     Returns:
         [model file, preprocessing.json], both in <dest or run>/export/.
@@ -242,10 +304,17 @@ def export_model(
     if which not in ("auto", "best", "last"):
         raise PoselabError(f"--which {which!r}: choose one of auto, best, last")
     run = Path(run)
+    dtype = export_dtype(precision, fmt)
     if fmt == "onnx":
         require_packages("onnx", "onnxscript", "onnxruntime")  # before the (slower) model load
+    say = echo or (lambda line: None)
     model, info, epoch = load_run(run, which, "cpu")
+    say(f"export: {run.name}, {info['checkpoint']['file']} (epoch {epoch + 1}), "
+        f"{fmt}, {precision_name(dtype)}")
     net = PaddedNetwork(model.fuse_for_inference()).eval()
+    fp32 = None
+    if dtype is not None:
+        fp32, net = net, CastNetwork(copy.deepcopy(net), dtype).eval()
     out = Path(dest if dest is not None else run) / "export"
     for folder in (out.parent, out):
         if folder.exists() and not folder.is_dir():
@@ -259,9 +328,15 @@ def export_model(
     path = out / spec.filename
     example = torch.zeros(1, 3, *CHECK_SIZES[0])
 
+    check: dict = {}
+
     def write(tmp: Path) -> None:
-        spec.export(net, tmp, example)
-        _check(spec.load(tmp), net, path)
+        with _beat(f"export: writing {spec.filename}", echo):
+            spec.export(net, tmp, example)
+        say(f"export: checking {spec.filename} against PyTorch on {len(CHECK_SIZES)} "
+            "input sizes")
+        with _beat(f"export: checking {spec.filename}", echo):
+            check.update(_check(spec.load(tmp), net, path, precision_name(dtype), fp32))
 
     try:
         atomic_write(path, write)
@@ -270,9 +345,16 @@ def export_model(
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
         raise
-    recipe = preprocessing_spec(info, run, epoch, fmt)
+    recipe = preprocessing_spec(info, run, epoch, fmt, precision_name(dtype), check)
     json_path = atomic_write_text(out / "preprocessing.json", json.dumps(recipe, indent=2) + "\n")
     return [path, json_path]
+
+
+def _beat(what: str, echo: Callable[[str], None] | None):
+    """A "still running" line every ~30 s through `echo` (nothing without one)."""
+    from poselab.progress import heartbeat
+
+    return heartbeat(what, echo) if echo is not None else contextlib.nullcontext()
 
 
 def _missing_folders(folder: Path) -> list[Path]:

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from poselab.errors import PoselabError
 from poselab.io.fileio import atomic_write
@@ -39,6 +38,7 @@ from poselab.io.predictions import predictions_arrays, read_predictions
 from poselab.io.project import check_pcutoff, open_project
 from poselab.io.suggestions import write_suggestions
 from poselab.io.video import VideoReader, check_prediction_rows
+from poselab.progress import progress_bar
 
 
 @dataclass
@@ -164,8 +164,8 @@ def extract_outliers(
                 result.messages.append(f"{entry.stem}: only {len(candidates)} new candidates "
                                        f"for --n {n}: taking them all")
         else:
-            with tqdm(desc=f"{entry.stem}: k-means", unit="frame",
-                      disable=not progress or None) as bar:
+            with progress_bar(desc=f"{entry.stem}: k-means", unit="frame",
+                              progress=progress) as bar:
                 picks = METHODS["kmeans"](reader, candidates, n, seed, bar)
         width = {len(s) for s in existing.values()}  # keep the folder's padding if it has one
         digits = width.pop() if len(width) == 1 else math.ceil(math.log10(len(df)))

@@ -58,6 +58,17 @@ class _Group(TyperGroup):
     #: command names in the order `poselab --help` lists them (set from _COMMANDS below)
     order: tuple[str, ...] = ()
 
+    def get_command(self, ctx: typer.Context, name: str):
+        command = super().get_command(ctx, name)
+        if command is not None:
+            _plain_flags(command, ctx)
+        return command
+
+    def get_params(self, ctx: typer.Context):
+        params = super().get_params(ctx)
+        _mark_flags(params)
+        return params
+
     def list_commands(self, ctx: typer.Context) -> list[str]:
         # typer lists plain commands before sub-apps (mnist); keep the workflow order instead.
         names = list(self.commands)
@@ -77,6 +88,29 @@ class _Group(TyperGroup):
             raise typer.Exit(130) from None
 
 
+def _mark_flags(params) -> None:
+    """An empty metavar on plain on/off flags, so help does not show them as `<bool>`."""
+    for param in params:
+        if (param is not None and getattr(param, "is_flag", False)
+                and not getattr(param, "count", False) and param.metavar is None):
+            param.metavar = ""
+
+
+def _plain_flags(command, ctx: typer.Context) -> None:
+    """_mark_flags on a command (its help option too) and, for a group, its commands."""
+    _mark_flags([*command.params, command.get_help_option(ctx)])
+    for sub in getattr(command, "commands", {}).values():
+        _plain_flags(sub, ctx)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from poselab import __version__
+
+        typer.echo(f"poselab {__version__}")
+        raise typer.Exit()
+
+
 app = typer.Typer(
     cls=_Group,
     help="Animal pose estimation: label frames, train, analyze videos.\n\n"
@@ -84,7 +118,7 @@ app = typer.Typer(
     "`poselab new` for your own videos. `poselab COMMAND --help` shows each\n"
     "command's options and examples.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -94,6 +128,8 @@ app = typer.Typer(
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.",
+                                 is_eager=True, callback=_version),
 ) -> None:
     """poselab: animal pose estimation, DeepLabCut-compatible."""
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from poselab.cli.common import DeviceOpt, RunArg
+from poselab.cli.common import DeviceOpt, PrecisionOpt, RunArg
 
 
 def analyze_cmd(
@@ -21,13 +21,15 @@ def analyze_cmd(
                                    "already have predictions (default: skip them)."),
     report: bool = typer.Option(False, "--report", help="Also write each video's quality "
                                 "report, <stem>_report.html (see poselab report)."),
+    precision: str = PrecisionOpt,
 ) -> None:
     """Predict keypoints on every frame of one or more videos.
 
     Writes <video stem><scorer>.h5 in DeepLabCut's layout (one row per frame) and
-    <video stem><scorer>_meta.json per video, and prints the .h5 paths. Videos
-    already analyzed are skipped unless --overwrite; undecodable frames become NaN
-    rows.
+    <video stem><scorer>_meta.json (with DeepLabCut's _meta.pickle) per video, and
+    prints the .h5 paths. Videos already analyzed are skipped unless --overwrite;
+    an undecodable frame gets x, y NaN and likelihood 0. The model computes in
+    fp32 unless --precision says otherwise (recorded in the metadata).
 
     Examples:
       poselab analyze models/resnet50-20261126-101500 videos/
@@ -39,7 +41,8 @@ def analyze_cmd(
     from poselab.analysis.analyze import analyze_videos
 
     for path in analyze_videos(run, videos, dest=dest, batch_size=batch_size, device=device,
-                               csv=csv, overwrite=overwrite, report=report):
+                               csv=csv, overwrite=overwrite, report=report,
+                               precision=precision):
         typer.echo(str(path))
 
 

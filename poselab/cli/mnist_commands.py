@@ -11,11 +11,12 @@ stderr, so the JSON stays machine-readable).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from poselab.cli.common import json_text
 
 mnist_app = typer.Typer(
     help="MNIST warmup: transfer learning in miniature.\n\n"
@@ -69,7 +70,7 @@ def train(
     result = train_mnist(data, epochs, out, seed=seed, batch_size=batch_size, limit=limit,
                          test_limit=test_limit, device=device)
     if json_out:
-        typer.echo(json.dumps(result))
+        typer.echo(json_text(result))
         return
     for row in result["epochs"]:
         typer.echo(f"epoch {row['epoch']}: test accuracy {row['test_accuracy']:.2%}, "
@@ -117,7 +118,7 @@ def transfer(
     result = run_transfer(from_run, data, counts, out=out, epochs=epochs, finetune=finetune,
                           seed=seed, test_limit=test_limit, device=device)
     if json_out:
-        typer.echo(json.dumps(result))
+        typer.echo(json_text(result))
         return
     typer.echo(format_table(result["table"]))
     typer.echo(f"plot: {result['plot']}\nconfusion matrix: {result['confusion_matrix']}")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
-from poselab.cli.common import ConfigArg, _parse_size, _split_list
+from poselab.cli.common import ConfigArg, _parse_size, _split_list, json_text
 
 
 def demo_cmd(
@@ -98,7 +97,7 @@ def info_cmd(
     from poselab.io.info import format_info, project_info
 
     info = project_info(config)
-    typer.echo(json.dumps(info, indent=2) if as_json else format_info(info))
+    typer.echo(json_text(info, indent=2) if as_json else format_info(info))
 
 
 def check_labels_cmd(config: Path = ConfigArg) -> None:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
-from poselab.cli.common import CheckpointOpt, ConfigArg, DeviceOpt, RunArg
+from poselab.cli.common import (
+    CheckpointOpt,
+    ConfigArg,
+    DeviceOpt,
+    PrecisionOpt,
+    RunArg,
+    json_text,
+)
 from poselab.errors import PoselabError
 
 
@@ -98,6 +104,7 @@ def evaluate_cmd(
                               "images into <run>/evaluation/."),
     device: str = DeviceOpt,
     which: str = CheckpointOpt,
+    precision: str = PrecisionOpt,
 ) -> None:
     """Pixel errors and PCK of a trained run, per bodypart.
 
@@ -113,9 +120,9 @@ def evaluate_cmd(
     """
     from poselab.pose.evaluation import evaluate, format_evaluation
 
-    result = evaluate(run, plot=plot, device=device, which=which)
+    result = evaluate(run, plot=plot, device=device, which=which, precision=precision)
     if as_json:
-        typer.echo(json.dumps({**result, "train_mean_px_error": result["train"]["mean_px_error"],
+        typer.echo(json_text({**result, "train_mean_px_error": result["train"]["mean_px_error"],
                                "test_mean_px_error": result["test"]["mean_px_error"]}))
     else:
         typer.echo(format_evaluation(result))
@@ -131,19 +138,27 @@ def export_cmd(
     dest: Path = typer.Option(None, "--dest", help="Folder that receives export/ (default: "
                               "the run dir)."),
     which: str = CheckpointOpt,
+    precision: str = typer.Option("fp32", "--precision", help="What the exported network "
+                                  "computes in: fp32, fp16, or bf16 (torchscript only); "
+                                  "auto is fp32. Match poselab analyze --precision."),
 ) -> None:
     """Export a run to TorchScript or ONNX for deployment.
 
     Writes the network (model.pt or model.onnx) and preprocessing.json (how to
     prepare frames and decode the outputs) into <dest or run>/export/. Every
-    export is checked against PyTorch before it is saved.
+    export is checked against PyTorch in the same precision before it is saved;
+    progress goes to stderr (a line every ~30 s while the export runs).
 
     Examples:
       poselab export models/resnet50-20261126-101500
       poselab export models/resnet50-20261126-101500 --format onnx --dest deploy
       poselab export models/resnet50-20261126-101500 --which last
+      poselab export models/resnet50-20261126-101500 --precision bf16
     """
     from poselab.analysis.export import export_model
 
-    for path in export_model(run, fmt, dest, which):
+    def progress(line: str) -> None:
+        typer.echo(line, err=True)
+
+    for path in export_model(run, fmt, dest, which, precision, echo=progress):
         typer.echo(f"wrote {path}")

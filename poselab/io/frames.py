@@ -34,12 +34,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from poselab.errors import PoselabError
 from poselab.io.fileio import atomic_write
 from poselab.io.project import Project, Video, open_project
 from poselab.io.video import VideoReader, parse_crop
+from poselab.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -217,8 +217,8 @@ def _plan(project, video: Video, n, method, start, stop, crop, seed, progress) -
         folder = project.labeled_data_dir / video.stem
         existing = {int(m.group(1)): m.group(1) for p in _listdir(folder)
                     if (m := FRAME_NAME.fullmatch(p))}
-        with tqdm(total=reader.n_frames or None, desc=f"{video.stem}: scan", unit="frame",
-                  disable=not progress or None) as bar:
+        with progress_bar(total=reader.n_frames or None, desc=f"{video.stem}: scan",
+                          unit="frame", progress=progress) as bar:
             while True:
                 if method == "uniform" or not reader.n_frames:  # needs the exact count
                     reader.count_frames(bar.update)
@@ -247,8 +247,8 @@ def _listdir(folder: Path) -> list[str]:
 def _write(plan: _Plan, progress: bool) -> list[Path]:
     plan.folder.mkdir(parents=True, exist_ok=True)
     written = []
-    with tqdm(total=len(plan.indices), desc=f"{plan.video.stem}: write", unit="frame",
-              disable=not progress or None) as bar:
+    with progress_bar(total=len(plan.indices), desc=f"{plan.video.stem}: write", unit="frame",
+                      progress=progress) as bar:
         for i, frame in plan.reader.frames(plan.indices):
             if (path := write_frame(plan.folder, i, frame, plan.digits)) is not None:
                 written.append(path)

@@ -26,6 +26,7 @@ from poselab.pose.ensemble import combine_arrays, ensemble_members, is_ensemble
 from poselab.pose.flip import flip_average
 from poselab.pose.heatmaps import Codec, decode
 from poselab.pose.metrics import format_metrics, keypoint_metrics
+from poselab.pose.predict import DEFAULT_PRECISION
 
 
 def eval_loader(frames, indices, codec, mean, std, batch_size: int = 4,
@@ -120,6 +121,7 @@ def _project_of(run: Path, info: dict):
 
 def evaluate(
     run: str | os.PathLike, plot: bool = False, device: str = "auto", which: str = "auto",
+    precision: str = DEFAULT_PRECISION,
 ) -> dict:
     """Evaluate a trained run on its own train, validation and test splits.
 
@@ -127,10 +129,13 @@ def evaluate(
     best on validation, or the final checkpoint when there is no validation split; the
     result says which (`selection`). Writes `evaluation/metrics.json` (and with `plot`,
     `evaluation/<split>/*.png` images of ground truth (filled) vs prediction (ring) and
-    `evaluation/calibration.png`).
+    `evaluation/calibration.png`). `precision` (fp32, bf16, fp16 or auto, as `poselab
+    analyze --precision`) is what the model computes in; fp32 gives the same figures on
+    every machine. The result records it (`precision`: the one used).
 
     Returns:
-        {"run", "epoch", "checkpoint", "selection", "notes", "train": metrics, "test":
+        {"run", "epoch", "checkpoint", "selection", "notes", "precision", "train": metrics,
+        "test":
         metrics, and "val": metrics when the run has a validation split}; each metrics dict
         has mean_px_error, rmse, their pcutoff variants, pck5, missing predictions,
         per_bodypart and calibration.
@@ -142,13 +147,16 @@ def evaluate(
     from poselab.pose.calibration import load_calibration
     from poselab.pose.predict import (
         autocast_dtype,
+        check_precision,
         load_run,
+        precision_name,
         run_calibration_radius,
         run_flip_permutation,
         run_input_scale,
     )
 
     run = Path(run)
+    check_precision(precision)
     dev = resolve_device(device)
     members = ensemble_members(run) if is_ensemble(run) else [run]
     loaded = [load_run(m, which, dev) for m in members]
@@ -159,10 +167,11 @@ def evaluate(
     split = read_split(members[0] / "split.json", frames)
     calibration = load_calibration(members[0])
     codec = Codec(**info["codec"])
-    dtype = autocast_dtype(info["train"].get("precision", "auto"), dev)
+    dtype = autocast_dtype(precision, dev)  # not the training precision: see the docstring
     pcutoff = float(info.get("pcutoff", project.pcutoff))
     result: dict = {"run": str(run), "epoch": epoch, "checkpoint": info["checkpoint"]["file"],
-                    "selection": info["checkpoint"]["rule"], "notes": [note] if note else []}
+                    "selection": info["checkpoint"]["rule"], "notes": [note] if note else [],
+                    "precision": precision_name(dtype)}
     if len(members) > 1:
         result["ensemble"] = len(members)
         result["selection"] = f"ensemble of {len(members)} members, each: {result['selection']}"
@@ -219,7 +228,8 @@ def _ensemble_split(members, loaded, loader, first: dict, codec, dev, dtype, pcu
 
 def format_evaluation(result: dict) -> str:
     lines = [f"run {result['run']}: {result.get('checkpoint', 'checkpoint')} of epoch "
-             f"{result['epoch'] + 1}, {result.get('selection', '')}"]
+             f"{result['epoch'] + 1}, {result.get('selection', '')}"
+             + (f"; computed in {result['precision']}" if result.get("precision") else "")]
     lines += [f"note: {n}" for n in result.get("notes", [])]
     for name in ("train", "val", "test"):
         if name in result:

@@ -106,8 +106,28 @@ def cpu_has_fast_bf16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
+# Inference precision (analyze, evaluate, export) unless asked otherwise: fp32, the same
+# output on every machine (the choice is measured: benchmarks/README.md, "Inference
+# precision").
+DEFAULT_PRECISION = "fp32"
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+
+
+def check_precision(precision: str) -> str:
+    """A precision setting (fp32, bf16, fp16 or auto), or a one-line error."""
+    if precision not in PRECISIONS:
+        raise PoselabError(f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    return precision
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    """fp32, bf16 or fp16: what an autocast dtype (None: no autocast) computes in."""
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for a precision setting (None = plain fp32)."""
+    """The autocast dtype for a precision setting (None = plain fp32): auto is bf16 on GPUs
+    that support it (else fp16) and on CPUs with AVX512-BF16 or AMX, else fp32."""
     if precision == "fp32":
         return None
     if precision == "bf16":
@@ -132,13 +152,15 @@ class Predictor:
     """A trained run ready for inference: `predict_frames(BGR frames) -> (xy, likelihood)`.
 
     Attributes:
-        run, info (run.yaml), epoch (of the checkpoint), device, batch_size, dtype (autocast
-        dtype or None for fp32), bodyparts, scorer, codec, model (eval, channels_last),
+        run, info (run.yaml), epoch (of the checkpoint), device, batch_size, precision (as
+        asked: fp32, bf16, fp16 or auto), dtype (the autocast dtype that gave on this device,
+        None for fp32), bodyparts, scorer, codec, model (eval, channels_last),
         input_scale (frames are resized by it; outputs are frame pixels regardless).
     """
 
     def __init__(self, model, info: dict, epoch: int, run: str | os.PathLike,
-                 device: torch.device, batch_size: int = 8, fuse: bool = True):
+                 device: torch.device, batch_size: int = 8, fuse: bool = True,
+                 precision: str = DEFAULT_PRECISION):
         from poselab.pose.calibration import load_calibration
         from poselab.pose.heatmaps import Codec
 
@@ -149,7 +171,10 @@ class Predictor:
         self.model = model.to(device, memory_format=torch.channels_last).eval()
         self.info, self.epoch, self.run = info, epoch, Path(run)
         self.device, self.batch_size = device, batch_size
-        self.dtype = autocast_dtype(info.get("train", {}).get("precision", "auto"), device)
+        # Not the run's training precision: inference gives the same numbers on every
+        # machine unless a faster, machine-dependent precision is asked for.
+        self.precision = check_precision(precision)
+        self.dtype = autocast_dtype(precision, device)
         self.bodyparts: list[str] = list(info["bodyparts"])
         self.scorer = run_scorer(run, info)
         self.codec = Codec(**info["codec"])
@@ -160,7 +185,8 @@ class Predictor:
 
     @classmethod
     def from_dir(cls, run: str | os.PathLike, device: str = "auto", batch_size: int = 8,
-                 which: str = "auto", fuse: bool = True) -> Predictor:
+                 which: str = "auto", fuse: bool = True,
+                 precision: str = DEFAULT_PRECISION) -> Predictor:
         """Rebuild a run's model from its dir alone.
 
         Args:
@@ -169,20 +195,23 @@ class Predictor:
             batch_size: frames per forward pass.
             which: checkpoint "auto", "best" or "last" (see `load_run`).
             fuse: fold batch norms into convolutions (outputs agree within about 1e-4).
+            precision: fp32 (default: the same output on every machine), bf16, fp16 (CUDA)
+                or auto (bf16/fp16 where the device runs it fast, else fp32).
 
         Raises:
-            PoselabError: not a run dir, or an unavailable device.
+            PoselabError: not a run dir, an unavailable device, an unknown precision.
         """
         from poselab.pose.engine import resolve_device
         from poselab.pose.ensemble import ensemble_members, is_ensemble
 
+        check_precision(precision)
         if is_ensemble(run):  # the same interface, N models inside
-            members = [Predictor.from_dir(m, device, batch_size, which, fuse)
+            members = [Predictor.from_dir(m, device, batch_size, which, fuse, precision)
                        for m in ensemble_members(run)]
             return EnsemblePredictor(members, run)
         dev = resolve_device(device)
         model, info, epoch = load_run(run, which, dev)
-        return cls(model, info, epoch, run, dev, batch_size, fuse)
+        return cls(model, info, epoch, run, dev, batch_size, fuse, precision)
 
     def predict_frames(
         self, frames_bgr: np.ndarray | Sequence[np.ndarray], offset: tuple[float, float] = (0, 0)
@@ -259,6 +288,7 @@ class EnsemblePredictor:
         self.info = {**first.info, "ensemble": [str(m.run) for m in members]}
         self.epoch, self.device, self.batch_size = first.epoch, first.device, first.batch_size
         self.dtype, self.bodyparts = first.dtype, first.bodyparts
+        self.precision = first.precision
         self.scorer = run_scorer(run, first.info)
         self.input_scale, self.codec = first.input_scale, first.codec
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from poselab.errors import PoselabError
 from poselab.io.fileio import atomic_write
+from poselab.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +116,8 @@ def check_labels(config_path: str | os.PathLike) -> list[Path]:
     radius = int(project.get("dotsize", 6) or 6)
     alpha = float(project.get("alphavalue", 0.7) or 0.7)
     written = []
-    for path, xy in tqdm(list(zip(frames.paths, frames.keypoints, strict=True)),
-                         desc="check-labels", unit="frame"):
+    for path, xy in progress_bar(list(zip(frames.paths, frames.keypoints, strict=True)),
+                                 desc="check-labels", unit="frame"):
         image = cv2.imread(str(path))
         if image is None:
             raise PoselabError(f"{path}: labeled image missing or unreadable")

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from poselab.errors import PoselabError
 from poselab.io.fileio import atomic_write, ensure_dir
+from poselab.progress import progress_bar
 from poselab.viz.plots import (
     _SHIFT,
     _fixed,
@@ -187,7 +187,8 @@ def _write_video(tmp: Path, reader, xy: np.ndarray, n: int, style, legend: bool,
                 writer.write(_lost_frame(reader, lost))
                 history.append(xy[lost])
 
-        for index, frame in tqdm(reader.frames(), total=n, desc="labeled-video", unit="frame"):
+        for index, frame in progress_bar(reader.frames(), total=n, desc="labeled-video",
+                                         unit="frame"):
             if index >= n:
                 raise PoselabError(f"{reader.path}: more frames than the {n} prediction rows "
                                    f"of {predictions}")

@@ -77,6 +77,48 @@ def test_layout_rows_and_metadata(trained: dict, analyzed: Path):
     assert not list(h5.parent.glob(".*tmp*"))  # no temp files left behind
 
 
+def test_precision_default_fp32_recorded_and_chosen(trained: dict, analyzed: Path,
+                                                     tmp_path: Path):
+    """Inference computes in fp32 whatever the run trained in or the machine offers, unless
+    --precision says otherwise; the metadata records what was used."""
+    meta = json.loads(analyzed.with_name(analyzed.stem + "_meta.json").read_text())
+    assert (meta["precision"], meta["precision_requested"]) == ("fp32", "fp32")
+    assert Predictor.from_dir(trained["run"], device="cpu").dtype is None
+    assert Predictor.from_dir(trained["run"], device="cpu", precision="bf16").dtype == \
+        torch.bfloat16
+    (h5,) = analyze_videos(trained["run"], [trained["video"]], dest=tmp_path, device="cpu",
+                           precision="bf16")
+    meta = json.loads(h5.with_name(h5.stem + "_meta.json").read_text())
+    assert (meta["precision"], meta["autocast_dtype"]) == ("bf16", "bfloat16")
+    xy16, _, _ = predictions_arrays(_read(h5))
+    xy32, _, _ = predictions_arrays(_read(analyzed))
+    assert xy16.shape == xy32.shape and not np.array_equal(xy16, xy32)  # computed otherwise
+    with pytest.raises(PoselabError, match="--precision 'fp8': choose one of fp32"):
+        analyze_videos(trained["run"], [trained["video"]], dest=tmp_path, precision="fp8")
+    result = CliRunner().invoke(app, ["analyze", str(trained["run"]), str(trained["video"]),
+                                      "--precision", "fp8", "--dest", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "--precision 'fp8'" in result.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_deeplabcut_meta_pickle_beside_the_predictions(trained: dict, analyzed: Path):
+    """DeepLabCut's tools read `<video><scorer>_meta.pickle`; poselab writes it (plain Python
+    values, DeepLabCut's keys) and never reads it. Loaded here only to check it."""
+    import pickle
+
+    path = analyzed.with_name(analyzed.stem + "_meta.pickle")
+    data = pickle.loads(path.read_bytes())["data"]
+    meta = json.loads(analyzed.with_name(analyzed.stem + "_meta.json").read_text())
+    assert data["Scorer"] == meta["scorer"] == "poselab_resnet18_tiny"
+    assert data["nframes"] == N_FRAMES and data["frame_dimensions"] == (64, 96)
+    assert data["fps"] == pytest.approx(meta["fps"]) and data["batch_size"] == 8
+    assert data["cropping"] is False and data["cropping_parameters"] == [0, 96, 0, 64]
+    assert data["run_duration"] >= 0 and data["stop"] - data["start"] == pytest.approx(
+        data["run_duration"])
+    assert {"iteration (active-learning)", "training set fraction"} <= set(data)
+    assert data["poselab"]["precision"] == "fp32"
+
+
 def test_predictions_match_evaluation_path(trained: dict, analyzed: Path):
     """Predictor on decoded video frames == the evaluation code on the labeled PNGs."""
     from poselab.io.labels import load_labeled_frames

@@ -26,7 +26,8 @@ from poselab.pose.training import train
 HAS_ORT = all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript", "onnxruntime"))
 RECIPE_KEYS = {"input", "input_scale", "resize", "to_frame_pixels", "mean", "std",
                "pad_multiple", "stride", "locref_std", "cell_center", "decode", "bodyparts",
-               "skeleton", "pcutoff", "scorer", "run", "epoch", "format", "poselab_version"}
+               "skeleton", "pcutoff", "scorer", "run", "epoch", "format", "precision",
+               "check", "poselab_version"}
 FORMATS = ["torchscript",
            pytest.param("onnx", marks=pytest.mark.skipif(not HAS_ORT, reason="needs onnx, "
                                                          "onnxscript and onnxruntime"))]
@@ -99,6 +100,58 @@ def _recipe_decode(recipe: dict, heatmaps: np.ndarray, offsets: np.ndarray):
     dx, dy = offsets[bb, 2 * kk, i, j], offsets[bb, 2 * kk + 1, i, j]
     xy = np.stack([j * s + (s - 1) / 2 + dx * std, i * s + (s - 1) / 2 + dy * std], -1)
     return xy, 1 / (1 + np.exp(-heatmaps[bb, kk, i, j]))
+
+
+HALF = [("torchscript", "bf16"), ("torchscript", "fp16"),
+        pytest.param("onnx", "fp16", marks=[pytest.mark.slow, pytest.mark.skipif(
+            not HAS_ORT, reason="needs onnx, onnxscript and onnxruntime")])]
+
+
+@pytest.mark.parametrize(("fmt", "precision"), HALF)
+def test_half_precision_export_is_checked_in_its_precision(run: Path, tmp_path: Path,
+                                                           fmt: str, precision: str):
+    """A bf16/fp16 export computes in that precision behind float32 input and outputs; the
+    check compares it with PyTorch in the same precision, and the recipe says how far that is
+    from fp32. Progress lines name each step."""
+    from poselab.analysis.export import CastNetwork, PaddedNetwork
+
+    lines: list[str] = []
+    model_path, json_path = export_model(run, fmt, dest=tmp_path, precision=precision,
+                                         echo=lines.append)
+    recipe = json.loads(json_path.read_text())
+    assert recipe["precision"] == precision
+    check = recipe["check"]
+    assert check["against"] == f"PyTorch computing in {precision}"
+    assert 0 < check["max_abs_diff_from_fp32"]["heatmaps"] < 1.0  # rounding, not a wrong net
+    assert lines[0].startswith("export: tiny, ") and lines[0].endswith(f"{fmt}, {precision}")
+    assert any(line.startswith("export: checking model.") for line in lines)
+    net = PaddedNetwork(load_run(run)[0].fuse_for_inference()).eval()
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    x = _frames(64, 96, 0, recipe["mean"], recipe["std"])
+    heatmaps, offsets = load_exported(model_path)(x)
+    assert heatmaps.dtype == offsets.dtype == np.float32  # the fp32 interface
+    with torch.no_grad():
+        same, _ = CastNetwork(net, dtype)(torch.from_numpy(x))
+    scale = float(same.abs().max())
+    np.testing.assert_allclose(heatmaps, same.numpy(), atol=0.05 * max(scale, 1.0))
+
+
+def test_export_precision_recorded_and_refused(run: Path, tmp_path: Path):
+    _, json_path = export_model(run, "torchscript", dest=tmp_path, precision="auto")
+    recipe = json.loads(json_path.read_text())
+    assert recipe["precision"] == "fp32"  # auto: the device that will run it is unknown
+    assert recipe["check"]["max_abs_diff"]["heatmaps"] <= 1e-4
+    with pytest.raises(PoselabError, match="--precision 'half'"):
+        export_model(run, "torchscript", dest=tmp_path, precision="half")
+    with pytest.raises(PoselabError, match="ONNX Runtime has no bfloat16"):
+        export_model(run, "onnx", dest=tmp_path / "b", precision="bf16")
+    assert not (tmp_path / "b").exists()
+    result = CliRunner().invoke(app, ["export", str(run), "--dest", str(tmp_path / "c"),
+                                      "--precision", "bf16"])
+    assert result.exit_code == 0, result.output
+    assert "export: checking model.pt" in result.output
+    recipe = json.loads((tmp_path / "c" / "export" / "preprocessing.json").read_text())
+    assert recipe["precision"] == "bf16"
 
 
 def test_scaled_run_export_follows_the_recipe(run: Path, tmp_path: Path):
