@@ -55,6 +55,7 @@ _API = {
     "make_labeled_video": "poselab.viz.video_output",
     "plot_trajectories": "poselab.viz.trajectory_plots",
     "export_model": "poselab.analysis.export",
+    "convert": "poselab.io.conversion",
     "LivePredictor": "poselab.live.predictor",
     "run_live": "poselab.live.loop",
     "run_demo": "poselab.demo",

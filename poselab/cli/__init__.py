@@ -12,6 +12,7 @@ Layout, one module per area (each module imports only typer at the top):
   active_commands.py    suggest, learning-curve (active learning)
   app_commands.py       app (the whole workflow in the browser)
   training_commands.py  train, evaluate, export
+  convert_commands.py   convert (SLEAP, NWB, COCO, Lightning Pose)
   live_commands.py      live
   analysis_commands.py  analyze, filter, labeled-video, plot-trajectories
   trust_commands.py     smooth, report
@@ -42,6 +43,7 @@ from poselab.cli import (
     active_commands,
     analysis_commands,
     app_commands,
+    convert_commands,
     labeling_commands,
     live_commands,
     project_commands,
@@ -156,6 +158,7 @@ _COMMANDS: list[tuple[str, Callable[..., None] | typer.Typer]] = [
     ("extract-outliers", labeling_commands.extract_outliers_cmd),
     ("suggest", active_commands.suggest_cmd),
     ("export", training_commands.export_cmd),
+    ("convert", convert_commands.convert_cmd),
     ("live", live_commands.live_cmd),
     ("mnist", mnist_app),
     ("synthetic-video", project_commands.synthetic_video_cmd),

@@ -472,6 +472,39 @@ def create_project(
     return root / "config.yaml"
 
 
+def create_empty_project(root: str | os.PathLike, task: str, scorer: str,
+                         bodyparts: list[str], skeleton: list[list[str]] | None = None,
+                         date: _dt.date | None = None) -> Path:
+    """A new project folder `root` (config.yaml, videos/, labeled-data/) with no video yet,
+    for labels that come from elsewhere (poselab convert). `root` must not exist.
+
+    Returns:
+        Path of the new config.yaml.
+    """
+    root = Path(root).absolute()
+    if root.exists():
+        raise PoselabError(f"{root}: already exists; choose a new folder")
+    if len(set(bodyparts)) != len(bodyparts) or not all(bodyparts):
+        raise PoselabError(f"bodyparts {bodyparts}: names must be unique and non-empty")
+    date = date or _dt.date.today()
+    root.mkdir(parents=True)
+    try:
+        (root / "videos").mkdir()
+        (root / "labeled-data").mkdir()
+        (root / "config.yaml").write_text(_TEMPLATE.format(
+            task=task, scorer=scorer, date=date.strftime("%b%d"), project_path=root.as_posix(),
+            bodyparts="\n" + "".join(f"- {b}\n" for b in bodyparts)), encoding="utf-8")
+        project = open_project(root / "config.yaml")
+        if skeleton:
+            project.cfg["skeleton"] = [list(pair) for pair in skeleton]
+        project.save()
+        open_project(root / "config.yaml")  # the skeleton is checked against the bodyparts
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    return root / "config.yaml"
+
+
 def _check_videos(paths: list[Path]) -> dict[Path, tuple[int, int]]:
     sizes: dict[Path, tuple[int, int]] = {}
     stems: dict[str, Path] = {}
