@@ -185,7 +185,9 @@ def plot(results: dict, tracks: dict, truth: np.ndarray, path: Path, openfield: 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), gridspec_kw={"width_ratios": [1.1, 1.6, 1]})
+    panels, ratios = (3, [1.1, 1.6, 1]) if openfield else (2, [1.1, 1.6])
+    fig, axes = plt.subplots(1, panels, figsize=(15 if openfield else 13, 4.2),
+                             gridspec_kw={"width_ratios": ratios})
     names = list(results)
     y = np.arange(len(names))[::-1]
     ax = axes[0]
@@ -209,20 +211,21 @@ def plot(results: dict, tracks: dict, truth: np.ndarray, path: Path, openfield: 
         if n.startswith(("Kalman, single model", "Kalman, ensemble", "EKS")):
             ax.plot(t, tracks[n][lo:hi, 0, 0], "-", lw=1.2, label=n)
     ax.set_ylim(low - 2, high + 2)
-    ax.legend(fontsize=7, loc="lower left")
+    if openfield:
+        ax.legend(fontsize=7, loc="lower left")
+    else:  # the free space right of the plot
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     ax.set_xlabel("frame")
     ax.set_ylabel("snout x (px)")
     ax.set_title("the raw model's worst stretch", fontsize=10)
-    ax = axes[2]
     if openfield:
+        ax = axes[2]
         labels = list(openfield["jumps"])
         ax.bar(range(len(labels)), [openfield["jumps"][n] for n in labels])
         ax.set_xticks(range(len(labels)), labels, rotation=20, fontsize=8, ha="right")
         ax.set_ylabel("jumps > 20 px between frames")
         ax.set_title(f"openfield video ({openfield['frames']} frames, no ground truth)",
                      fontsize=10)
-    else:
-        ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
