@@ -103,10 +103,10 @@ def test_help_is_fast_and_lists_commands():
 WORKFLOW = ["demo", "app", "new", "add-videos", "info", "extract-frames", "label",
             "check-labels", "train", "evaluate", "learning-curve", "analyze", "filter", "smooth",
             "report", "labeled-video", "plot-trajectories", "extract-outliers", "suggest",
-            "export", "live", "mnist", "synthetic-video"]
+            "export", "convert", "live", "mnist", "synthetic-video"]
 LONG_COMMANDS = ["train", "analyze", "extract-frames", "label", "filter", "labeled-video",
                  "extract-outliers", "export", "new", "mnist train", "mnist transfer", "smooth",
-                 "report", "suggest", "learning-curve"]
+                 "report", "suggest", "learning-curve", "convert"]
 
 
 def _all_commands(group=None, prefix=()):
