@@ -93,7 +93,7 @@ function splitTable(evaluation) {
     h('tbody', {}, splits.map((s) => {
       const m = evaluation[s];
       return h('tr', {}, h('td', {}, s === 'val' ? 'validation' : s), h('td', { class: 'num' }, fmt(m.mean_px_error)),
-        h('td', { class: 'num' }, fmt(m.rmse)), h('td', { class: 'num' }, pct(m.pck5)), h('td', { class: 'num' }, m.missing ?? '–'));
+        h('td', { class: 'num' }, fmt(m.rmse)), h('td', { class: 'num' }, pct(m.pck5)), h('td', { class: 'num' }, m.missing_predictions ?? '–'));
     })));
 }
 
