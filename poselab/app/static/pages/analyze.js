@@ -131,10 +131,11 @@ export default {
       const signature = mine.map((j) => `${j.id}:${j.status}`).join();
       if (seen && signature !== seen) {
         data = await api(`${projectPath(app.pid)}/analyses`);
+        // A finished analysis opens when none is shown; one being watched is left alone.
         const done = mine.find((j) => j.status === 'done' && j.kind === 'analyze');
-        const key = done ? `${done.meta.video}/${done.meta.h5}` : selected;
+        const key = selected || (done ? `${done.meta.video}/${done.meta.h5}` : null);
         const exists = data.videos.some((v) => v.analyses.some((a) => `${v.id}/${a.h5}` === key));
-        if (exists) await select(key);
+        if (exists && key !== selected) await select(key);
         else clear(listEl, analysisList(data, selected, select));
       }
       seen = signature;
