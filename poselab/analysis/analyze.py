@@ -267,14 +267,25 @@ def _worker_predictor(run: str, device: str, batch_size: int, stamp: int,
 
 
 def analyze_one(run: str, video: str, dest: str | None, batch_size: int, device: str,
-                csv: bool, overwrite: bool, precision: str = DEFAULT_PRECISION) -> Path:
+                csv: bool, overwrite: bool, precision: str = DEFAULT_PRECISION,
+                scorer: str | None = None) -> Path:
     """One video in a worker process (picklable: plain arguments, module level)."""
-    h5, _ = output_paths(video, run_scorer(run, read_run_info(run)), dest)
+    scorer = scorer or run_scorer(run, read_run_info(run))
+    h5, _ = output_paths(video, scorer, dest)
     if _done(h5, csv) and not overwrite:
         return h5  # no model load for a skipped video
     stamp = max((p.stat().st_mtime_ns for p in Path(run).glob("*.pt")), default=0)
     predictor = _worker_predictor(run, device, batch_size, stamp, precision)
+    predictor.scorer = scorer
     return analyze_video(predictor, video, dest, csv, overwrite, progress=False)
+
+
+def check_scorer(scorer: str) -> str:
+    """A scorer name for output files: non-empty, no path separator."""
+    if not scorer or any(c in scorer for c in "/\\") or scorer.strip() != scorer:
+        raise PoselabError(f"--scorer {scorer!r}: a file-name part without '/' or '\\' "
+                           "or surrounding spaces")
+    return scorer
 
 
 def analyze_videos(
@@ -288,6 +299,7 @@ def analyze_videos(
     overwrite: bool = False,
     report: bool = False,
     precision: str = DEFAULT_PRECISION,
+    scorer: str | None = None,
 ) -> list[Path]:
     """Analyze many videos with one run, in this process or spread over an executor.
 
@@ -305,6 +317,9 @@ def analyze_videos(
             (poselab.analysis.report, with the run's pcutoff and skeleton).
         precision: fp32 (default: the same numbers on every machine), bf16, fp16 (CUDA) or
             auto (bf16/fp16 where the device is fast at it); recorded in the metadata.
+        scorer: the scorer of the output files (default poselab_<backbone>_<run>), e.g. a
+            DeepLabCut shuffle's `DLC_Resnet50_<Task><date>shuffle1_snapshot_200`, the name
+            by which DeepLabCut's own tools find predictions beside a video.
 
     Returns:
         The .h5 paths, in the order of `videos`.
@@ -316,6 +331,7 @@ def analyze_videos(
     run = str(Path(run))
     info = read_run_info(run)  # fail fast on a folder that is not a run
     check_precision(precision)
+    scorer = check_scorer(scorer) if scorer is not None else run_scorer(run, info)
     paths = expand_videos(videos)
     if dest is not None:
         dest = ensure_dir(dest)  # a file given as --dest is one line, before any work
@@ -323,7 +339,7 @@ def analyze_videos(
     # ours (os.path.abspath, not resolve: a symlinked video keeps its name, hence its outputs').
     dest_s = os.path.abspath(dest) if dest is not None else None
     args = [(os.path.abspath(run), os.path.abspath(v), dest_s, batch_size, device, csv,
-             overwrite, precision) for v in paths]
+             overwrite, precision, scorer) for v in paths]
     written: list[Path | None] = [None] * len(paths)
     failures: list[str] = []
 
@@ -336,12 +352,13 @@ def analyze_videos(
         predictor = None
         for i, video in enumerate(paths):
             try:
-                h5, _ = output_paths(video, run_scorer(run, info), dest)
+                h5, _ = output_paths(video, scorer, dest)
                 if _done(h5, csv) and not overwrite:
                     written[i] = h5
                     continue
                 predictor = predictor or Predictor.from_dir(run, device, batch_size,
                                                             precision=precision)
+                predictor.scorer = scorer
                 written[i] = analyze_video(predictor, video, dest, csv, overwrite)
             except Exception as exc:  # noqa: BLE001 - reported; the other videos go on
                 failed(video, exc)

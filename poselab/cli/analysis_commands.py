@@ -22,6 +22,9 @@ def analyze_cmd(
     report: bool = typer.Option(False, "--report", help="Also write each video's quality "
                                 "report, <stem>_report.html (see poselab report)."),
     precision: str = PrecisionOpt,
+    scorer: str = typer.Option(None, "--scorer", help="Scorer of the output files (default: "
+                               "poselab_<backbone>_<run>); a DeepLabCut shuffle's scorer "
+                               "lets DeepLabCut's own tools find them."),
 ) -> None:
     """Predict keypoints on every frame of one or more videos.
 
@@ -42,7 +45,7 @@ def analyze_cmd(
 
     for path in analyze_videos(run, videos, dest=dest, batch_size=batch_size, device=device,
                                csv=csv, overwrite=overwrite, report=report,
-                               precision=precision):
+                               precision=precision, scorer=scorer):
         typer.echo(str(path))
 
 

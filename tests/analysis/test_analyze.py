@@ -119,6 +119,23 @@ def test_deeplabcut_meta_pickle_beside_the_predictions(trained: dict, analyzed: 
     assert data["poselab"]["precision"] == "fp32"
 
 
+def test_scorer_option_names_the_files_as_deeplabcut_looks_for_them(trained: dict,
+                                                                     tmp_path: Path):
+    """DeepLabCut's tools find `<video><scorer>.h5` by their shuffle's scorer."""
+    import pickle
+
+    dlc = "DLC_Resnet50_anOct30shuffle1_snapshot_200"
+    (h5,) = analyze_videos(trained["run"], [trained["video"]], dest=tmp_path, device="cpu",
+                           scorer=dlc)
+    assert h5 == tmp_path / f"mouse{dlc}.h5"
+    assert _read(h5).columns.get_level_values("scorer")[0] == dlc
+    assert pickle.loads((tmp_path / f"mouse{dlc}_meta.pickle").read_bytes())["data"][
+        "Scorer"] == dlc
+    for bad in ("", "a/b", " x"):
+        with pytest.raises(PoselabError, match="--scorer"):
+            analyze_videos(trained["run"], [trained["video"]], dest=tmp_path, scorer=bad)
+
+
 def test_predictions_match_evaluation_path(trained: dict, analyzed: Path):
     """Predictor on decoded video frames == the evaluation code on the labeled PNGs."""
     from poselab.io.labels import load_labeled_frames
