@@ -58,10 +58,27 @@ def predictions_arrays(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[s
     return xy, lik, bodyparts
 
 
+# What pandas < 3 writes in the `pandas_version` attribute of a table; pandas 3 writes none,
+# and pandas 2 (DeepLabCut 3.0.2, keypoint-moseq) then takes the file for a pre-0.10.1 one and
+# fails on it ("'NoneType' object has no attribute 'startswith'").
+PANDAS_TABLE_VERSION = "0.15.2"
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    """`df` as an HDF5 table (key df_with_missing) that every pandas reads, 2.x included."""
+    import tables
+
+    df.to_hdf(path, key=H5_KEY, mode="w", format="table")
+    with tables.open_file(str(path), mode="a") as h5:
+        attrs = h5.get_node(f"/{H5_KEY}")._v_attrs
+        if "pandas_version" not in attrs._v_attrnames:
+            attrs.pandas_version = PANDAS_TABLE_VERSION
+
+
 def write_predictions(df: pd.DataFrame, path: str | os.PathLike, csv: bool = False) -> list[Path]:
     """Write predictions as .h5 (key df_with_missing, table format) and optionally .csv."""
     h5 = Path(path).with_suffix(".h5")
-    atomic_write(h5, lambda tmp: df.to_hdf(tmp, key=H5_KEY, mode="w", format="table"))
+    atomic_write(h5, lambda tmp: write_table(df, tmp))
     written = [h5]
     if csv:
         atomic_write(h5.with_suffix(".csv"), lambda tmp: df.to_csv(tmp))
@@ -170,7 +187,7 @@ def write_variance(df: pd.DataFrame, path: str | os.PathLike) -> Path:
         raise ValueError(f"a variance table has columns (scorer, bodyparts, coords) with coords "
                          f"{VARIANCE_COORDS}, got {coords}")
     out = variance_path(path)
-    return atomic_write(out, lambda tmp: df.to_hdf(tmp, key=H5_KEY, mode="w", format="table"))
+    return atomic_write(out, lambda tmp: write_table(df, tmp))
 
 
 def read_variance(path: str | os.PathLike) -> pd.DataFrame:
