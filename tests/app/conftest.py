@@ -55,8 +55,10 @@ def apps() -> Iterator[Callable[..., object]]:
             server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    # Module scope: Playwright's sync API allows one instance at a time, and the labeler's
+    # tests start their own for the session after these.
     if not CHROMIUM.is_file():
         pytest.skip(f"{CHROMIUM} missing: apt-get install chromium")
     try:

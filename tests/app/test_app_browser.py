@@ -19,6 +19,7 @@ from poselab.io.project import open_project
 from tests.labeler.labeler_support import LabelerPage
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
+PlaywrightError = pytest.importorskip("playwright.sync_api").Error
 
 # A tiny training: a few seconds a run on 2 cores (the numbers are not the point here).
 TRAIN_OPTIONS = "\n".join(["workers=0", "head_width=32", "batch_size=2", "eval_train=false",
@@ -31,7 +32,12 @@ def _until(page, predicate: str, timeout: float = 60.0, arg=None):
     """Poll a JS expression until truthy (the page's CSP forbids wait_for_function)."""
     deadline = time.monotonic() + timeout
     while True:
-        value = page.evaluate(predicate, arg)
+        try:
+            value = page.evaluate(predicate, arg)
+        except PlaywrightError as exc:  # a navigation replaced the document meanwhile
+            if "context was destroyed" not in str(exc):
+                raise
+            value = None
         if value:
             return value
         if time.monotonic() > deadline:
@@ -40,7 +46,7 @@ def _until(page, predicate: str, timeout: float = 60.0, arg=None):
 
 
 def _ready(page, name: str) -> None:
-    _until(page, f"document.body.dataset.ready === '{name}'", 20)
+    _until(page, f"document.body?.dataset.ready === '{name}'", 20)  # body: null while loading
 
 
 def _shot(page, name: str) -> None:
@@ -115,6 +121,8 @@ def test_the_whole_workflow_in_the_browser(browser, apps, root: Path, state: Pat
 
     # -- Label: the first frame opens in the labeler; two frames get all four bodyparts
     page.click("#frames-grid .frame-cell >> nth=0")
+    page.wait_for_url("**/label/**")
+    page.wait_for_load_state()
     lp = LabelerPage(page)
     lp.wait("s => s.painted && s.folder === 'mouse'", 15)
     assert page.locator("#app-nav a[data-page=train]").count() == 1  # the app's links
@@ -162,7 +170,7 @@ def test_the_whole_workflow_in_the_browser(browser, apps, root: Path, state: Pat
     page.fill("#resume-epochs", str(done + 1))
     page.click("#resume-run")
     _until(page, f"document.querySelector(\"#runs-table tr[data-run='{run_name}']\")"
-                 ".dataset.state === 'finished'", 120)
+                 "?.dataset.state === 'finished'", 120)
     _until(page, "document.querySelector('#bodypart-table')", 60)
     assert page.inner_text(f"#runs-table tr[data-run='{run_name}'] td:nth-child(3)") == \
         f"{done + 1} / {done + 1}"
@@ -175,7 +183,7 @@ def test_the_whole_workflow_in_the_browser(browser, apps, root: Path, state: Pat
     page.click("#analyze-start")
     page.wait_for_selector("#player-canvas", timeout=120_000)
     page.click("#player-play")
-    _until(page, "Number(document.querySelector('#player-frame').textContent.split(' ')[0])"
+    _until(page, "Number(document.querySelector('#player-frame')?.textContent.split(' ')[0])"
                  " >= 5", 20)
     assert page.locator("#plots img").count() == 4
     _until(page, "[...document.querySelectorAll('#plots img')].every(i => i.naturalWidth > 0)")
@@ -185,6 +193,8 @@ def test_the_whole_workflow_in_the_browser(browser, apps, root: Path, state: Pat
     assert f"label/{pid}/" in href and "video=0&vframe=" in href
     frame = int(href.split("vframe=")[1])
     page.click("#outliers a.outlier >> nth=0")
+    page.wait_for_url("**/label/**")
+    page.wait_for_load_state()
     lp = LabelerPage(page)
     state_ = lp.wait("s => s.painted && s.video !== null", 15)
     assert state_["video"]["id"] == 0 and state_["video"]["index"] == frame
