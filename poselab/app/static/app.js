@@ -20,7 +20,10 @@ const STORE = 'poselab-app:project';
 
 class App {
   constructor() {
-    this.jobs = new Jobs();
+    this.jobs = new Jobs((message) => {
+      if (message || this.offline) this.banner(message);
+      this.offline = !!message;
+    });
     this.pid = null;
     this.project = null; // {id, task, config, videos} of the current project (?brief=1)
     this.current = null; // {name, view}

@@ -50,7 +50,8 @@ export function jobRow(job, { onLog } = {}) {
 }
 
 export class Jobs {
-  constructor() {
+  constructor(onOffline = () => {}) {
+    this.onOffline = onOffline; // called with a message while the server does not answer, then null
     this.list = [];
     this.listeners = new Set();
     this.signature = '';
@@ -74,6 +75,7 @@ export class Jobs {
     clearTimeout(this.timer);
     try {
       this.list = await api('api/jobs');
+      this.onOffline(null);
       const signature = JSON.stringify(this.list.map((j) => [j.id, j.status, j.progress]));
       if (signature !== this.signature) {
         this.signature = signature;
@@ -81,8 +83,8 @@ export class Jobs {
         for (const fn of this.listeners) fn(this.list);
       }
     } catch (err) {
-      // the server is away: the next poll says so again, no need to flood the toast
-      if (err.status !== 0) toast(err.message, true);
+      if (err.status === 0) this.onOffline(err.message); // the next poll retries
+      else toast(err.message, true);
     }
     this.timer = setTimeout(() => this.poll(), this.active.length ? 1000 : 3000);
     if (this.logJob) this.showLog(this.logJob, false);
