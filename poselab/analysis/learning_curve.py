@@ -147,6 +147,11 @@ def learning_curve(
     rows = {(r["size"], r["seed"]): r for r in _read_rows(out / CSV_NAME)
             if r["settings"] == settings}
     labels = load_project_labels(project)
+    todo = len(sizes) * seeds - sum((n, s) in rows for n in sizes for s in range(seeds))
+    budget = (f", up to {cfg.max_minutes:g} min each (about {todo * cfg.max_minutes / 60:.1f} h)"
+              if cfg.max_minutes else "")
+    echo(f"learning curve: sizes {', '.join(map(str, sizes))} x {seeds} seed(s), fixed test "
+         f"split of {len(test)} frames; {todo} training run(s) to do{budget}")
     for seed in range(seeds):
         for n, subset in nested_subsets(pool, sizes, [split_seed, seed]).items():
             if (n, seed) in rows:

@@ -17,6 +17,7 @@ inversion; test that it recovers known parameters (tests/analysis/test_learning_
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -54,7 +55,7 @@ def fit_power_law(sizes: Sequence[float], errors: Sequence[float]) -> PowerLaw:
     Raises:
         PoselabError: fewer than 3 distinct sizes, non-positive errors, or no convergence.
     """
-    from scipy.optimize import curve_fit
+    from scipy.optimize import OptimizeWarning, curve_fit
 
     n = np.asarray(sizes, np.float64)
     e = np.asarray(errors, np.float64)
@@ -73,8 +74,10 @@ def fit_power_law(sizes: Sequence[float], errors: Sequence[float]) -> PowerLaw:
         return np.log(power_law(x, a, b, c))
 
     try:
-        params, _ = curve_fit(model, n, np.log(e), p0=[a0, b0, c0], bounds=bounds,
-                              max_nfev=20_000)
+        with warnings.catch_warnings():  # the covariance (unused) of an exact fit is inf
+            warnings.simplefilter("ignore", OptimizeWarning)
+            params, _ = curve_fit(model, n, np.log(e), p0=[a0, b0, c0], bounds=bounds,
+                                  max_nfev=20_000)
     except (RuntimeError, ValueError) as exc:
         raise PoselabError(f"the power-law fit did not converge ({exc})") from None
     return PowerLaw(*(float(p) for p in params))
@@ -84,7 +87,9 @@ def labels_for(fit: PowerLaw, target: float) -> float:
     """Labeled frames at which the fitted error reaches `target` (inf below the floor c)."""
     if target <= fit.c:
         return math.inf
-    return float((fit.a / (target - fit.c)) ** (1.0 / fit.b))
+    # in logs: a nearly flat curve (b near 0) needs more labels than a float holds
+    log_n = math.log(fit.a / (target - fit.c)) / fit.b
+    return math.exp(log_n) if log_n < 700 else math.inf
 
 
 @dataclass

@@ -15,12 +15,15 @@ Scoring (`score_frames`), per frame, higher = more worth labeling:
   than the calibration radius (or not visible), so the score is the expected fraction of
   wrong keypoints; uncalibrated, it is the raw heatmap peak's complement (still a ranking).
 
-Diversity (`pick_diverse`): a greedy pick of the candidate with the largest
-    value = uncertainty / max uncertainty * min(1, d / d_ref)
+Diversity (`pick_diverse`): among the most uncertain quarter of the candidates (at least 4n
+of them; the others only when those run out), a greedy pick of the candidate with the
+largest
+    value = uncertainty rank / candidates * min(1, d / d_ref)
 where d is the distance (of 32x24 grayscale thumbnails, like extract-frames' k-means)
 to the nearest frame picked so far or already extracted, and d_ref the median distance
 between two candidates: a frame much like one already chosen counts for less, an identical
-one (d = 0) never counts. Frames closer in time to a pick of the same video than
+one (d = 0) never counts. Ranks, not raw scores, so that uncertainty weighs as much as
+novelty however narrow the scores' range. Frames closer in time to a pick of the same video than
 MIN_GAP_SECONDS (or, in a short video, its length / 2n) are not picked either.
 
 Cost: candidates are at most `candidates` frames per video, evenly spread over the frames
@@ -53,6 +56,7 @@ from poselab.io.video import VideoReader
 DEFAULT_CANDIDATES = 1000  # frames scored per video: ~1 min of CPU inference for Lite0
 FEATURE_SIZE = (32, 24)  # (w, h) of the grayscale thumbnails that measure likeness
 MIN_GAP_SECONDS = 1.0  # picks of one video are at least this far apart in time
+TOP_SHARE = 0.25  # picks come from the most uncertain quarter of the candidates (or 4n)
 SOURCE = "suggest"  # the suggestions sidecar's name for this ranking
 
 
@@ -165,7 +169,8 @@ def pick_diverse(
     groups: np.ndarray | None = None, times: np.ndarray | None = None,
     min_gap: float | np.ndarray = 0.0,
 ) -> list[int]:
-    """Up to n candidates, greedily by uncertainty times novelty (see module docstring).
+    """Up to n candidates, greedily by uncertainty rank times novelty, from the most
+    uncertain quarter first (see the module docstring).
 
     Args:
         score: uncertainty per candidate (N,), >= 0, higher = more worth labeling.
@@ -181,13 +186,16 @@ def pick_diverse(
         Candidate positions, in the order picked (most worth labeling first); fewer than n
         when fewer candidates are distinct (never two identical frames).
     """
+    from scipy.stats import rankdata
+
     score = np.nan_to_num(np.asarray(score, np.float64), nan=0.0)
     m = len(score)
     if m == 0 or n <= 0:
         return []
-    top = score.max()
-    u = score / top if top > 0 else np.zeros(m)
-    u += 1e-3  # frames nobody is unsure of still spread out rather than tie
+    # Ranks, not raw scores: uncertainties often differ by a few percent between frames,
+    # which novelty (0..1) would drown; ties share their rank (all equal: novelty decides).
+    u = rankdata(score) / m  # (0, 1]
+    eligible = u > 1.0 - max(TOP_SHARE, 4 * n / m)
     d_ref = _reference_distance(features)
     nearest = np.full(m, np.inf)
     if covered is not None and len(covered):
@@ -196,10 +204,13 @@ def pick_diverse(
     gaps = np.broadcast_to(np.asarray(min_gap, np.float64), (m,))
     picks: list[int] = []
     while len(picks) < n:
-        value = np.where(allowed, u * np.minimum(1.0, nearest / d_ref), -np.inf)
+        value = np.where(allowed & eligible, u * np.minimum(1.0, nearest / d_ref), -np.inf)
         i = int(np.argmax(value))
         if not np.isfinite(value[i]):
-            break
+            if eligible.all():
+                break
+            eligible[:] = True  # the most uncertain are used up: take the others
+            continue
         picks.append(i)
         nearest = np.minimum(nearest, _distances(features, features[i:i + 1])[:, 0])
         allowed &= nearest > 0  # identical to a pick: never again

@@ -52,6 +52,7 @@ def test_labels_for_inverts_the_curve():
     assert TRUE(n) == pytest.approx(3.0)
     assert n == pytest.approx((40 / 1.0) ** (1 / 0.7))
     assert labels_for(TRUE, 2.0) == math.inf and labels_for(TRUE, 1.0) == math.inf
+    assert labels_for(PowerLaw(a=10.0, b=1e-4, c=0.0), 5.0) == math.inf  # no overflow
 
 
 def test_bootstrap_interval_covers_the_truth():
@@ -166,4 +167,5 @@ def test_one_run_end_to_end_and_reruns_reuse_it(project):
     # a re-run with the same settings trains nothing
     lines.clear()
     learning_curve(project, cfg, sizes=[3], seeds=1, out=out, echo=lines.append)
-    assert len(lines) == 1 and "(from " in lines[0]
+    assert "0 training run(s) to do" in lines[0]
+    assert len(lines) == 2 and "(from " in lines[1]

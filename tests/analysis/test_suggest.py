@@ -151,6 +151,11 @@ def test_diversity_never_returns_two_identical_frames():
     covered = frame_features(distinct[:1])
     picks = pick_diverse(score, features, n=10, covered=covered)
     assert len(picks) == 3 and all(p % 4 != 0 for p in picks)
+    # the most uncertain candidates come first, even where the others are more novel
+    score = np.r_[np.full(5, 0.9), np.full(15, 0.1)]
+    features = frame_features(rng.integers(0, 256, size=(20, 48, 64, 3), dtype=np.uint8))
+    covered = features[:5] ^ np.uint8(1)  # the unsure ones are much like labeled frames
+    assert set(pick_diverse(score, features, n=2, covered=covered)) <= set(range(5))
     # of two equally unsure frames, the one unlike the first pick comes next
     near = np.stack([distinct[0], distinct[0], distinct[1]])
     near[1, 0, 0] = near[1, 0, 0] ^ 255  # one pixel differs: distinct, but alike
