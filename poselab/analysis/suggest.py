@@ -45,13 +45,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from poselab.errors import PoselabError
 from poselab.io.frames import FRAME_NAME, _listdir, _select, name_digits, write_frame
 from poselab.io.project import open_project
 from poselab.io.suggestions import write_suggestions
 from poselab.io.video import VideoReader
+from poselab.progress import progress_bar
 
 DEFAULT_CANDIDATES = 1000  # frames scored per video: ~1 min of CPU inference for Lite0
 FEATURE_SIZE = (32, 24)  # (w, h) of the grayscale thumbnails that measure likeness
@@ -340,8 +340,8 @@ def _scan(project, video, predictor, limit: int, n: int, progress: bool) -> _Can
         # A second apart, or closer in a short video: 2n picks always fit.
         gap = min(fps * MIN_GAP_SECONDS, len(pool) / (2 * n))
         indices, features, parts, batch, got = [], [], [], [], []
-        with tqdm(total=len(wanted), desc=f"{video.stem}: score", unit="frame",
-                  disable=not progress or None) as bar:
+        with progress_bar(total=len(wanted), desc=f"{video.stem}: score", unit="frame",
+                          progress=progress) as bar:
             def flush() -> None:
                 frames = np.stack(batch)
                 parts.append(score_frames(predictor, frames))
@@ -406,9 +406,9 @@ def _write(project, chosen, scanned: list[_Candidates], result: SuggestResult, s
         folder = project.labeled_data_dir / video.stem
         folder.mkdir(parents=True, exist_ok=True)
         position = {int(i): j for j, i in enumerate(c.indices)}
-        with VideoReader(video.path, video.crop) as reader, tqdm(
+        with VideoReader(video.path, video.crop) as reader, progress_bar(
                 total=len(mine), desc=f"{video.stem}: write", unit="frame",
-                disable=not progress or None) as bar:
+                progress=progress) as bar:
             digits = name_digits(folder, reader.n_frames or reader.count_frames())
             wanted = {s.index: s for s in mine}
             for i, frame in reader.frames(sorted(wanted)):
