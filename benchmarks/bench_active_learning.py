@@ -11,8 +11,9 @@ held-out test set that chooses nothing. Every training uses exactly the labeled 
 
 (a) synthetic: a 192x144 synthetic mouse video (poselab.io.synthetic) with two drifting
     occluders, three snout-coloured distractor spots, pixel noise, and lighting changes over
-    time (dim stretches, 13% of the frames, and glare, 9%), so some frames are much harder
-    than others. Frames 0-69 of every 100 are the pool (the project's video), frames 78-97
+    time (dim stretches, 12% of the frames, and glare, 8%), so some frames are much harder
+    than others. Keypoints hidden under an occluder are left unlabeled, as a person would,
+    and are not graded. Frames 0-69 of every 100 are the pool (the project's video), frames 78-97
     (every 2nd) the test set; the gap keeps near-duplicates of test frames out of the pool.
     `suggest` runs on the project as a user would: it scans the video and writes PNGs.
 (b) openfield: DeepLabCut's openfield example (116 labeled frames, ../shared/data); a seeded
@@ -134,11 +135,13 @@ def lighting(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
 def render_synthetic(work: Path, seed: int = 0) -> Synthetic:
     scene = make_scene(N_FRAMES, SIZE, seed, Disturbances(noise=3.0, occluders=2, distractors=3))
     gain, lift, dim, glare = lighting(N_FRAMES, seed)
-    keypoints = scene.keypoints
     blobs = scene.clutter.occluders  # (N, n, 2)
-    hidden = (np.linalg.norm(keypoints[:, :, None] - blobs[:, None], axis=-1)
-              < scene.clutter.radius).any(axis=(1, 2))
-    kind = np.where(dim, "dim", np.where(glare, "glare", np.where(hidden, "occluded", "clean")))
+    hidden = (np.linalg.norm(scene.keypoints[:, :, None] - blobs[:, None], axis=-1)
+              < scene.clutter.radius).any(axis=2)  # (N, K): under an occluder
+    # A person leaves a keypoint hidden under an occluder unlabeled, and it is not graded.
+    keypoints = np.where(hidden[..., None], np.nan, scene.keypoints)
+    kind = np.where(dim, "dim", np.where(glare, "glare", np.where(hidden.any(axis=1),
+                                                                 "occluded", "clean")))
     t = np.arange(N_FRAMES)
     pool = t[t % 100 < 70]
     test = t[(t % 100 >= 78) & (t % 100 < 98) & (t % 2 == 0)]
@@ -162,8 +165,9 @@ def render_synthetic(work: Path, seed: int = 0) -> Synthetic:
     share = {k: f"{np.mean(kind[test] == k):.0%}" for k in ("dim", "glare", "occluded")}
     print(f"synthetic: {len(pool)} pool frames, {len(test)} test frames (test: {share})",
           flush=True)
+    first = next(j for j, i in enumerate(test) if np.isfinite(keypoints[i]).all())
     return Synthetic(video, keypoints[pool], kind[pool], test_frames,
-                     (paths[0], keypoints[test[0]]))
+                     (paths[first], keypoints[test[first]]))
 
 
 def synthetic_project(work: Path, sim: Synthetic) -> Path:

@@ -19,7 +19,8 @@ Diversity (`pick_diverse`): among the most uncertain quarter of the candidates (
 of them; the others only when those run out), a greedy pick of the candidate with the
 largest
     value = uncertainty rank / candidates * min(1, d / d_ref)
-where d is the distance (of 32x24 grayscale thumbnails, like extract-frames' k-means)
+where d is the distance (of 32x24 grayscale thumbnails, like extract-frames' k-means, with
+their brightness and contrast normalized: see `frame_features`)
 to the nearest frame picked so far or already extracted, and d_ref the median distance
 between two candidates: a frame much like one already chosen counts for less, an identical
 one (d = 0) never counts. Ranks, not raw scores, so that uncertainty weighs as much as
@@ -130,24 +131,29 @@ def score_frames(predictor, frames_bgr: np.ndarray) -> Scores:
 
 
 def frame_features(frames_bgr: Iterable[np.ndarray]) -> np.ndarray:
-    """Thumbnails that measure how alike frames look: uint8 (N, 32 * 24) grey levels.
+    """What a frame shows, for measuring likeness: int16 (N, 32 * 24).
 
-    Every frame, whatever its size, is shrunk to FEATURE_SIZE with area averaging, so
-    frames of different videos (and extracted PNGs) are comparable.
+    Every frame, whatever its size, is shrunk to FEATURE_SIZE grey levels with area
+    averaging (so frames of different videos and extracted PNGs compare), then standardized
+    (zero mean, unit contrast; x32, rounded): content counts, not global lighting. Lighting
+    that troubles the model shows in its uncertainty instead; without this, one labeled dark
+    frame would make every dark frame look already covered. Integers keep distances exact.
     """
     rows = []
     for frame in frames_bgr:
         gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
-        rows.append(cv2.resize(gray, FEATURE_SIZE, interpolation=cv2.INTER_AREA).ravel())
+        small = cv2.resize(gray, FEATURE_SIZE, interpolation=cv2.INTER_AREA).astype(np.float64)
+        z = (small - small.mean()) / max(small.std(), 1.0)
+        rows.append(np.clip(np.round(32.0 * z), -512, 512).astype(np.int16).ravel())
     return np.stack(rows) if rows else np.zeros((0, FEATURE_SIZE[0] * FEATURE_SIZE[1]),
-                                                np.uint8)
+                                                np.int16)
 
 
 def _distances(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Euclidean distances (len(x), len(y)) of uint8 features, in grey levels.
+    """Euclidean distances (len(x), len(y)) of `frame_features`.
 
     Integer features make |x|^2 + |y|^2 - 2 x.y exact in float64 (every partial sum is an
-    integer below 2^53), so identical frames are at distance 0 exactly, never 1e-7.
+    integer below 2^53: 768 * 512^2), so identical frames are at distance 0, never 1e-7.
     """
     x, y = x.astype(np.float64), y.astype(np.float64)
     d2 = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * (x @ y.T)
