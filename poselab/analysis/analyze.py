@@ -174,7 +174,7 @@ def analyze_video(
                   file=sys.stderr)
     # The metadata goes first: the .h5, written last and atomically, marks a finished video.
     atomic_write_text(meta_path, json.dumps(meta, indent=2))
-    dlc = pickle.dumps(dlc_metadata(meta, predictor.info), protocol=4)
+    dlc = pickle.dumps(dlc_metadata(meta, getattr(predictor, "info", {})), protocol=4)
     atomic_write(dlc_meta_path(h5), lambda tmp: Path(tmp).write_bytes(dlc))
     df = predictions_frame(xy_all, lik_all, predictor.bodyparts, predictor.scorer)
     write_predictions(df, h5, csv=csv)
@@ -276,7 +276,8 @@ def analyze_one(run: str, video: str, dest: str | None, batch_size: int, device:
         return h5  # no model load for a skipped video
     stamp = max((p.stat().st_mtime_ns for p in Path(run).glob("*.pt")), default=0)
     predictor = _worker_predictor(run, device, batch_size, stamp, precision)
-    predictor.scorer = scorer
+    if getattr(predictor, "scorer", scorer) != scorer:  # --scorer
+        predictor.scorer = scorer
     return analyze_video(predictor, video, dest, csv, overwrite, progress=False)
 
 
@@ -358,7 +359,8 @@ def analyze_videos(
                     continue
                 predictor = predictor or Predictor.from_dir(run, device, batch_size,
                                                             precision=precision)
-                predictor.scorer = scorer
+                if getattr(predictor, "scorer", scorer) != scorer:  # --scorer
+                    predictor.scorer = scorer
                 written[i] = analyze_video(predictor, video, dest, csv, overwrite)
             except Exception as exc:  # noqa: BLE001 - reported; the other videos go on
                 failed(video, exc)

@@ -107,6 +107,7 @@ HALF = [("torchscript", "bf16"), ("torchscript", "fp16"),
             not HAS_ORT, reason="needs onnx, onnxscript and onnxruntime")])]
 
 
+@pytest.mark.slow  # two exports and a check: 5-25 s here
 @pytest.mark.parametrize(("fmt", "precision"), HALF)
 def test_half_precision_export_is_checked_in_its_precision(run: Path, tmp_path: Path,
                                                            fmt: str, precision: str):
@@ -136,6 +137,7 @@ def test_half_precision_export_is_checked_in_its_precision(run: Path, tmp_path: 
     np.testing.assert_allclose(heatmaps, same.numpy(), atol=0.05 * max(scale, 1.0))
 
 
+@pytest.mark.slow  # two exports: 5-20 s here
 def test_export_precision_recorded_and_refused(run: Path, tmp_path: Path):
     _, json_path = export_model(run, "torchscript", dest=tmp_path, precision="auto")
     recipe = json.loads(json_path.read_text())
