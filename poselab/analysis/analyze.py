@@ -124,7 +124,12 @@ def analyze_video(
     Raises:
         VideoError: missing or unreadable video.
     """
-    from poselab.io.predictions import predictions_frame, write_predictions
+    from poselab.io.predictions import (
+        predictions_frame,
+        variance_frame,
+        write_predictions,
+        write_variance,
+    )
     from poselab.io.video import VideoReader
 
     video = Path(video)
@@ -137,6 +142,8 @@ def analyze_video(
     with VideoReader(video, crop=crop) as reader:
         offset = (reader.crop[0], reader.crop[2]) if reader.crop else (0, 0)
         results: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # small: K x 3 per frame
+        ensemble = hasattr(predictor, "predict_rgb_with_variance")
+        variances: list[tuple[np.ndarray, np.ndarray]] = []
         batches: queue.Queue = queue.Queue(maxsize=_QUEUE_BATCHES)
         stop = threading.Event()
         thread = threading.Thread(target=_batches, args=(reader, predictor.batch_size, batches,
@@ -149,7 +156,11 @@ def analyze_video(
                 if isinstance(item, BaseException):
                     raise item
                 indices, frames = item
-                xy, lik = predictor.predict_rgb(frames, offset)  # (B, K, 2), (B, K)
+                if ensemble:  # the members' spread goes to the variance sidecar
+                    xy, lik, var = predictor.predict_rgb_with_variance(frames, offset)
+                    variances.append((indices, var))
+                else:
+                    xy, lik = predictor.predict_rgb(frames, offset)  # (B, K, 2), (B, K)
                 results.append((indices, xy, lik))
                 bar.update(len(indices))
         finally:
@@ -176,6 +187,11 @@ def analyze_video(
     atomic_write_text(meta_path, json.dumps(meta, indent=2))
     dlc = pickle.dumps(dlc_metadata(meta, getattr(predictor, "info", {})), protocol=4)
     atomic_write(dlc_meta_path(h5), lambda tmp: Path(tmp).write_bytes(dlc))
+    if ensemble:  # the sidecar before the .h5 too: a finished .h5 has its variance beside it
+        var_all = np.full((n_rows, k, 2), np.nan, np.float32)
+        for indices, var in variances:
+            var_all[indices] = var
+        write_variance(variance_frame(var_all, predictor.bodyparts, predictor.scorer), h5)
     df = predictions_frame(xy_all, lik_all, predictor.bodyparts, predictor.scorer)
     write_predictions(df, h5, csv=csv)
     return h5
