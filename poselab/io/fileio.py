@@ -29,8 +29,11 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def ensure_dir(path: str | os.PathLike, what: str = "--dest") -> Path:
+def ensure_dir(path: str | os.PathLike, what: str = "--dest", create: bool = True) -> Path:
     """A folder that exists (created with its parents if needed), or a one-line error.
+
+    With create=False only checks that the path can be a folder (nothing is made yet: the
+    caller creates it once its other checks passed).
 
     Raises:
         PoselabError: the path (or a parent) is a file, or it cannot be created.
@@ -40,6 +43,11 @@ def ensure_dir(path: str | os.PathLike, what: str = "--dest") -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise PoselabError(f"{what} {path}: is a file, not a folder")
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise PoselabError(f"{what} {path}: {parent} is a file, not a folder")
+    if not create:
+        return path
     try:
         path.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):

@@ -154,7 +154,8 @@ def make_labeled_video(
     pcutoff = resolve_pcutoff(pcutoff, config)
     xy = np.where((likelihood >= pcutoff)[..., None], xy, np.nan)  # (N, K, 2); NaN = hidden
     scorer = str(df.columns.get_level_values("scorer")[0])
-    out = labeled_video_path(video, predictions, scorer, ensure_dir(dest) if dest else None)
+    out = labeled_video_path(video, predictions, scorer,
+                             ensure_dir(dest, create=False) if dest else None)
     with VideoReader(video) as reader:
         n = len(xy)
         check_prediction_rows(reader, n, predictions)
