@@ -18,7 +18,7 @@ def suggest_cmd(
     n: int = typer.Option(20, "--n", "-n", help="Frames to suggest, over all videos."),
     videos: list[str] = typer.Option(None, "--videos", help="Only these videos of the project "
                                      "(path, file name or stem); repeat the option (default: "
-                                     "all).", show_default=False),
+                                     "all).", show_default=False, metavar="VIDEO"),
     candidates: int = typer.Option(1000, "--candidates", help="Frames scored per video, "
                                    "evenly spread over those not extracted yet."),
     batch_size: int = typer.Option(8, "--batch-size", help="Frames per forward pass."),
@@ -26,13 +26,13 @@ def suggest_cmd(
 ) -> None:
     """Suggest the frames most worth labeling next, from a trained model.
 
-    Scores frames of the project's videos by how unsure the model is (an ensemble's
-    disagreement, else the likelihood), keeps them unlike each other and unlike
-    the frames already extracted, and writes the N best to
-    labeled-data/<video stem>/img<index>.png exactly as extract-frames does, with
-    the model's predictions in machinelabels-iter<iteration>.h5 to correct in
-    `poselab label`, which lists them in its suggestions. Then label, train, and
-    suggest again.
+    Scores frames of the project's videos by how unsure the model is (an
+    ensemble's disagreement, else the likelihood), keeps them unlike each other
+    and unlike the frames already extracted, and writes the N best to
+    labeled-data/<video stem>/img<index>.png exactly as extract-frames does,
+    with the model's predictions in machinelabels-iter<iteration>.h5 to correct
+    in `poselab label`, which lists them in its suggestions. Then label, train,
+    and suggest again.
 
     Examples:
       poselab suggest config.yaml models/cpu-20261126-101500
@@ -69,13 +69,14 @@ def learning_curve_cmd(
     seeds: int = typer.Option(3, "--seeds", help="Runs per size (different subsets and "
                               "training seeds)."),
     max_minutes: float = typer.Option(None, "--max-minutes", help="Time budget of each "
-                                      "training run (default: the preset's epochs)."),
+                                      "training run (default: the preset's, e.g. 30 for "
+                                      "cpu; without one, its epochs)."),
     target_px: float = typer.Option(None, "--target-px", help="Estimate the labeled frames "
                                     "needed to reach this mean test error (default: none)."),
     preset: str = typer.Option(None, help="Training preset or YAML file, as for train "
                                "(default: cpu on a CPU, resnet50 on a GPU)."),
     assignments: list[str] = typer.Option([], "--set", help="Any training option, key=value; "
-                                          "repeat.", show_default=False),
+                                          "repeat.", show_default=False, metavar="KEY=VALUE"),
     test_fraction: float = typer.Option(0.2, "--test-fraction", help="Share of the labeled "
                                         "frames in the fixed test split."),
     out: Path = typer.Option(None, "--out", help="Folder for the CSV, PNG and fit "
@@ -85,12 +86,13 @@ def learning_curve_cmd(
 ) -> None:
     """Measure how test error falls with more labels, and how many are enough.
 
-    Trains on nested subsets of the labeled frames (each larger subset contains the
-    smaller) with one fixed test split that chooses nothing, --seeds times per size,
-    fits error = a * n^-b + c, and prints the labels needed for --target-px with
-    a bootstrap interval, or says that more labels will not help much when the
-    curve has flattened. Writes learning-curve.csv, learning-curve.png and
-    fit.json; a re-run with the same settings reuses the runs already in the CSV.
+    Trains on nested subsets of the labeled frames (each larger subset contains
+    the smaller) with one fixed test split that chooses nothing, --seeds times
+    per size, fits error = a * n^-b + c, and prints the labels needed for
+    --target-px with a bootstrap interval, or says that more labels will not
+    help much when the curve has flattened. Writes learning-curve.csv,
+    learning-curve.png and fit.json; a re-run with the same settings reuses the
+    runs already in the CSV.
 
     Examples:
       poselab learning-curve config.yaml --max-minutes 10 --target-px 3
