@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import json
-from importlib import resources
 from pathlib import Path
 
 import yaml
@@ -31,12 +30,12 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 def presets() -> dict:
     """{"machine", "presets": [{name, summary, options, figures}]} for every shipped preset."""
-    from poselab.pose.train_config import load_preset, preset_names
+    from poselab.pose.train_config import load_preset, preset_dir, preset_names
 
     figures = yaml.safe_load((Path(__file__).parent / "presets.yaml").read_text("utf-8"))
     out = []
     for name in preset_names():
-        text = (resources.files("poselab.configs") / f"{name}.yaml").read_text("utf-8")
+        text = (preset_dir() / f"{name}.yaml").read_text("utf-8")
         comment = []
         for line in text.splitlines():
             if not line.startswith("#"):

@@ -155,10 +155,20 @@ def default_preset(device: str = "auto") -> str:
     return "cpu" if resolve_device(device).type == "cpu" else "resnet50"
 
 
+def preset_dir():
+    """The folder of shipped presets: the installed package `poselab.configs`, or the
+    repository's configs/ when the `poselab` package is imported from a source tree that
+    shadows the installed one (pytest run from a clone after `pip install .`)."""
+    try:
+        return resources.files("poselab.configs")
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[2] / "configs"
+
+
 def preset_names() -> list[str]:
     """Names of the presets shipped in configs/ (file names without .yaml)."""
     return sorted(
-        p.name[:-5] for p in resources.files("poselab.configs").iterdir()
+        p.name[:-5] for p in preset_dir().iterdir()
         if p.name.endswith(".yaml") and not p.name.startswith("mnist")
     )
 
@@ -188,7 +198,7 @@ def load_preset(name_or_path: str) -> dict[str, Any]:
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
         return load_yaml(path, str(path))
-    resource = resources.files("poselab.configs") / f"{name_or_path}.yaml"
+    resource = preset_dir() / f"{name_or_path}.yaml"
     if not resource.is_file():
         names = preset_names()
         near = difflib.get_close_matches(name_or_path, names, n=1, cutoff=0.5)
