@@ -280,7 +280,7 @@ def test_delete_not_visible_and_copy_previous_persist(project, serve, lpage):
     side = json.loads((h5.parent / ".poselab-notvisible.json").read_text())
     assert side["frames"] == {"img0000.png": ["rightear"]}
     # the place is written 150 ms after the last step (debounced); a person is slower
-    lp.page.wait_for_function("location.hash.includes('img0001')")
+    lp.wait("s => location.hash.includes('img0001')")
     lp.page.reload()
     s = lp.wait("s => s.painted")
     assert s["frame_index"] == 1  # the reload keeps the place
