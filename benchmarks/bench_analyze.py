@@ -10,6 +10,7 @@ Anchors measured here with DeepLabCut 3.0.2 on the same video: resnet_50 1.43 fr
 cspnext_s 9.5 frames/s. Targets: default model >= 5.7 frames/s; fastest preset >= 30.
 
     python benchmarks/bench_analyze.py [--frames 240] [--batch-size 8] [--only NAME]
+        [--precision fp32|bf16|auto]
 """
 
 from __future__ import annotations
@@ -40,8 +41,12 @@ CONFIGS = {  # name -> PoseNet options + input_scale (bf16 autocast where the CP
     "resnet50 (default: stride 32, head 256)": dict(backbone_name="resnet50"),
     "resnet50 (stride 32, head 128)": dict(backbone_name="resnet50", head_width=128),
     "resnet18 (stride 32, head 128)": dict(backbone_name="resnet18", head_width=128),
+    "resnet50 (dlc_resnet50 preset: DeepLabCut's dilated stride 16, direct head)": dict(
+        backbone_name="resnet50", backbone_stride=16, head_direct=True),
     "efficientnet_lite0 (fast_lite0 preset)": dict(backbone_name="efficientnet_lite0",
                                                    head_width=128),
+    "efficientnet_lite0 (cpu preset: FPN head, the CPU default)": dict(
+        backbone_name="efficientnet_lite0", head="fpn", head_width=128),
     "efficientnet_lite0 (fastest_lite0 preset, input_scale 0.5)": dict(
         backbone_name="efficientnet_lite0", head_width=128, input_scale=0.5),
 }
@@ -103,6 +108,9 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=240)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--only", help="run only configurations whose name contains this")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
+                        help="analyze's --precision (fp32 is its default; figures before "
+                        "2026-11-29 were taken with bf16 autocast)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="poselab-bench-analyze-"))
     video = clip(args.video, args.frames, work / "clip.avi")
@@ -114,7 +122,8 @@ def main() -> None:
         if args.only and args.only not in name:
             continue
         run = make_run(work / "runs", name, options)
-        predictor = Predictor.from_dir(run, device="cpu", batch_size=args.batch_size)
+        predictor = Predictor.from_dir(run, device="cpu", batch_size=args.batch_size,
+                                       precision=args.precision)
         predictor.predict_frames(torch.zeros(2, 480, 640, 3, dtype=torch.uint8).numpy())  # warm
         gflop = frame_gflop(predictor)
         start = time.perf_counter()
@@ -134,6 +143,7 @@ def main() -> None:
               f"matmul, peak RSS {row['peak_rss_mb']:.0f} MB", flush=True)
         assert out.is_file()
     print(json.dumps({"benchmark": "analyze", "frames": args.frames, "matmul": peak,
+                      "precision": args.precision,
                       "results": results}))
 
 

@@ -13,7 +13,7 @@ ResNet-50 2.01 px on the same split after 200 epochs on a GPU (DeepLabCut PR 261
 
     python benchmarks/bench_time_to_accuracy.py [--preset cpu] [--minutes 10,30,60]
         [--seeds 0,1,2] [--set key=value ...] [--plot benchmarks/accuracy-vs-minutes.png]
-        [--keep DIR]
+        [--keep DIR] [--replot OUTPUT_OF_AN_EARLIER_RUN --plot PNG]
 """
 
 from __future__ import annotations
@@ -69,10 +69,20 @@ def plot(rows: list[dict], out: Path, preset: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for seed in sorted({r["seed"] for r in rows}):
+    for i, seed in enumerate(sorted({r["seed"] for r in rows})):
+        colour = f"C{i}"
         mine = sorted((r for r in rows if r["seed"] == seed), key=lambda r: r["budget_minutes"])
         ax.plot([r["budget_minutes"] for r in mine], [r["test_px"] for r in mine], "o-",
-                label=f"seed {seed}")
+                color=colour, label=f"seed {seed}: finished model per budget")
+        # the test error logged while the longest run trained (a model mid-schedule, with
+        # its lr still high: not what a shorter budget gives; drawn only to show the shape)
+        metrics = Path(mine[-1]["run"]) / "metrics.csv"
+        if metrics.exists():
+            import pandas as pd
+
+            m = pd.read_csv(metrics).dropna(subset=["test_px_error"])
+            ax.plot(m["elapsed_minutes"], m["test_px_error"], ":", color=colour, lw=1)
+    ax.set_ylim(1.5, 4.0)
     for name, value in ANCHORS.items():
         ax.axhline(value, ls="--", lw=1, color="grey")
         ax.text(ax.get_xlim()[0], value, f" {name} {value} px", va="bottom", fontsize=8,
@@ -94,7 +104,14 @@ def main() -> None:
     parser.add_argument("--set", dest="assignments", action="append", default=[])
     parser.add_argument("--plot", type=Path)
     parser.add_argument("--keep", type=Path, help="keep the project copies and runs here")
+    parser.add_argument("--replot", type=Path, help="redraw --plot from an earlier run's "
+                        "output file (runs kept with --keep add their logged curves)")
     args = parser.parse_args()
+    if args.replot:  # the rows of an earlier run's JSON line (its last line of output)
+        rows = json.loads(args.replot.read_text().strip().splitlines()[-1])["rows"]
+        plot(rows, args.plot, args.preset)
+        print(f"plot: {args.plot}")
+        return
     work = args.keep or Path(tempfile.mkdtemp(prefix="poselab-tta-"))
     budgets = [float(m) for m in args.minutes.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
