@@ -65,6 +65,57 @@ def detect_flip_pairs(bodyparts: Sequence[str]) -> list[tuple[str, str]]:
     return pairs
 
 
+# Of the frame width: how far a flip may move keypoints relative to each other on average.
+# Views side by side are about half a frame apart (a flip moves them by a whole frame); an
+# animal that mostly faces one way (openfield's mouse: tail base 0.14 of the width right of
+# the snout, 0.27 after a flip) still flips well.
+MIRROR_TOLERANCE = 0.5
+
+
+def mirror_mismatch(keypoints, widths, bodyparts: Sequence[str],
+                    pairs: Sequence[Sequence[str]], tolerance: float = MIRROR_TOLERANCE,
+                    min_labels: int = 5) -> list[str]:
+    """Bodyparts whose arrangement a mirror image would turn into one never labeled.
+
+    A flip is a fair augmentation when a mirrored frame looks like a real one. What matters
+    is how keypoints sit relative to each other, not where the animal is (a mouse that
+    stays near one wall still flips well): for every two bodyparts i, j the mean horizontal
+    offset x_i - x_j (as a share of the frame width) is compared with what a mirror makes of
+    it, minus the offset of their counterparts (pairs swap under the mirror). An animal seen
+    in every orientation, one that mostly faces one way, or a head-fixed one facing the
+    camera (left paw right of the right paw, before and after) passes; two views side by
+    side (a top view left of a mirror view) fail: every mirror-view keypoint is about half a
+    frame right of every top-view one, and a flip would put it half a frame left.
+
+    Args:
+        keypoints: (N, K, 2) labels in pixels, NaN where missing.
+        widths: (N,) width of each labeled frame in pixels.
+        bodyparts: the K names.
+        pairs: left/right pairs (names) a flip swaps.
+        tolerance: largest allowed difference of the mean offsets, as a share of the width.
+        min_labels: offsets seen in fewer frames are not judged.
+
+    Returns:
+        The bodyparts of the offending pairs, in bodypart order ([] when flips are fair).
+    """
+    import numpy as np
+
+    x = np.asarray(keypoints, dtype=float)[..., 0] / np.asarray(widths, float)[:, None]
+    index = {b: i for i, b in enumerate(bodyparts)}
+    partner = list(range(len(bodyparts)))
+    for a, b in pairs:
+        partner[index[a]], partner[index[b]] = index[b], index[a]
+    offsets = x[:, :, None] - x[:, None, :]  # (N, K, K): x_i - x_j
+    counts = np.isfinite(offsets).sum(axis=0)
+    mean = np.where(counts >= min_labels, np.nansum(offsets, axis=0) / np.maximum(counts, 1),
+                    np.nan)
+    mirrored = -mean[np.ix_(partner, partner)]  # the offset a flip gives the pair i, j
+    with np.errstate(invalid="ignore"):
+        bad = np.abs(mean - mirrored) > tolerance
+    involved = bad.any(axis=0) | bad.any(axis=1)
+    return [b for k, b in enumerate(bodyparts) if involved[k]]
+
+
 def flip_permutation(bodyparts: Sequence[str], pairs: Sequence[Sequence[str]]) -> list[int]:
     """Channel order of a mirrored prediction: index k takes channel perm[k]."""
     index = {b: i for i, b in enumerate(bodyparts)}

@@ -34,7 +34,12 @@ from poselab.pose.distributed import Context
 from poselab.pose.engine import load_checkpoint, resolve_device
 from poselab.pose.ensemble import ENSEMBLE_FILE, is_ensemble
 from poselab.pose.evaluation import eval_loader
-from poselab.pose.flip import detect_flip_pairs, flip_permutation, unpaired_sided
+from poselab.pose.flip import (
+    detect_flip_pairs,
+    flip_permutation,
+    mirror_mismatch,
+    unpaired_sided,
+)
 from poselab.pose.heatmaps import Codec, pose_loss
 from poselab.pose.models.posenet import PoseNet
 from poselab.pose.predict import autocast_dtype, read_run_info
@@ -58,33 +63,49 @@ class _Plan:
     state: dict | None
 
 
-def _flip_pairs(project: Project, augment: AugmentConfig, cfg: TrainConfig) -> list:
+def _no_flips(cfg: TrainConfig, why: str) -> list:
+    print(f"note: no mirror flips ({why})")
+    cfg.augment = {**cfg.augment, "hflip_prob": 0.0}
+    cfg.test_flip = False
+    return []
+
+
+def _flip_pairs(project: Project, augment: AugmentConfig, cfg: TrainConfig,
+                frames: LabeledFrames | None = None) -> list:
     """Left/right bodypart pairs a horizontal flip swaps: config.yaml flip_pairs, else the
     pairs the names give (leftear/rightear); [] when nothing is flipped.
 
     A bodypart that looks sided but has no pair (LF_paw) would be mislabeled by a flip:
-    with cfg.flip_if_paired the flips are turned off (and said), else it is an error.
+    with cfg.flip_if_paired the flips are turned off (and said), else it is an error. With
+    flip_if_paired, flips are also turned off when mirrored frames would put keypoints
+    where they are never labeled (two views side by side: `flip.mirror_mismatch`).
     """
     if augment.hflip_prob <= 0 and not cfg.test_flip:
         return []
-    pairs = project.get("flip_pairs")
-    if pairs:
-        flip_pair_indices(pairs, project.bodyparts)  # names are checked now, not in a worker
-        return [tuple(p) for p in pairs]
-    detected = detect_flip_pairs(project.bodyparts)
-    unpaired = unpaired_sided(project.bodyparts, detected)
+    configured = project.get("flip_pairs")
+    if configured:
+        flip_pair_indices(configured, project.bodyparts)  # checked now, not in a worker
+        pairs, unpaired = [tuple(p) for p in configured], []
+    else:
+        pairs = detect_flip_pairs(project.bodyparts)
+        unpaired = unpaired_sided(project.bodyparts, pairs)
     if unpaired and cfg.flip_if_paired:
-        print(f"note: no mirror flips ({unpaired} look left/right but have no pair; "
-              "flip_pairs in config.yaml, e.g. [[LF_paw, RF_paw]], turns them on)")
-        cfg.augment = {**cfg.augment, "hflip_prob": 0.0}
-        cfg.test_flip = False
-        return []
+        return _no_flips(cfg, f"{unpaired} look left/right but have no pair; flip_pairs in "
+                         "config.yaml, e.g. [[LF_paw, RF_paw]], turns them on")
+    if cfg.flip_if_paired and frames is not None:
+        off = mirror_mismatch(frames.keypoints, _frame_widths(frames), frames.bodyparts, pairs)
+        if off:
+            more = " and others" if len(off) > 3 else ""
+            return _no_flips(cfg, f"a mirror would move {off[:3]}{more} about a frame's width "
+                             "against the others, as with two views side by side")
+    if configured:
+        return pairs
     if unpaired:
         raise PoselabError(f"{project.config_path}: flips need every left/right bodypart "
                            f"paired; {unpaired} has no counterpart: set flip_pairs, e.g. "
                            "[[leftear, rightear]], in config.yaml, or turn flips off "
                            "(--set augment.hflip_prob=0 --set test_flip=false)")
-    return detected
+    return pairs
 
 
 def _frame_sizes(frames: LabeledFrames) -> list[tuple[int, int]]:
@@ -102,6 +123,20 @@ def _frame_sizes(frames: LabeledFrames) -> list[tuple[int, int]]:
             raise PoselabError(f"{path}: unreadable image")
         sizes.append(image.shape[:2])
     return sizes
+
+
+def _frame_widths(frames: LabeledFrames) -> list[int]:
+    """Width of each labeled image (one image read per folder: a folder is one video)."""
+    import cv2
+
+    widths: dict[Path, int] = {}
+    for path in frames.paths:
+        if path.parent not in widths:
+            image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            if image is None:
+                raise PoselabError(f"{path}: unreadable image")
+            widths[path.parent] = image.shape[1]
+    return [widths[p.parent] for p in frames.paths]
 
 
 def _split_seed(cfg: TrainConfig) -> int:
@@ -146,8 +181,8 @@ def _plan(config_path, cfg, resume, epochs, max_minutes) -> _Plan:
         split = make_split(len(frames), fraction, _split_seed(cfg), cfg.val_fraction)
     else:  # the run's own split, even if frames were labeled since
         split = run.read_split(frames)
-    return _Plan(project, frames, cfg, split, fraction, _flip_pairs(project, augment, cfg), run,
-                 state)
+    return _Plan(project, frames, cfg, split, fraction,
+                 _flip_pairs(project, augment, cfg, frames), run, state)
 
 
 def _run_info(plan: _Plan, model: PoseNet, codec: Codec) -> dict:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
-from poselab.pose.flip import detect_flip_pairs, flip_average, flip_permutation
+from poselab.pose.flip import detect_flip_pairs, flip_average, flip_permutation, mirror_mismatch
 from poselab.pose.heatmaps import Codec, decode
 
 
@@ -68,3 +69,38 @@ def test_names_that_look_sided_without_a_pair_are_found():
     names = ["snout", "LF", "RF", "leftear", "rightear"]
     assert unpaired_sided(names, [("leftear", "rightear")]) == ["LF", "RF"]
     assert unpaired_sided(names, [("leftear", "rightear"), ("LF", "RF")]) == []
+
+
+def _animal(n: int, rng, heading, centre_x, width: float = 640.0, length: float = 80.0):
+    """(n, 3, 2) snout, leftear, rightear of an animal heading `heading` (radians)."""
+    c = np.stack([centre_x, rng.uniform(100, 380, n)], axis=1)
+    fwd = np.stack([np.cos(heading), np.sin(heading)], axis=1)
+    side = np.stack([-fwd[:, 1], fwd[:, 0]], axis=1)
+    snout = c + fwd * length / 2
+    left, right = c + fwd * 10 + side * 8, c + fwd * 10 - side * 8
+    return np.stack([snout, left, right], axis=1)
+
+
+def test_mirror_layout_fair_for_one_animal_unfair_for_two_views_side_by_side():
+    rng = np.random.default_rng(0)
+    names, pairs = ["snout", "leftear", "rightear"], [("leftear", "rightear")]
+    widths = np.full(60, 640.0)
+    roaming = _animal(60, rng, rng.uniform(0, 2 * np.pi, 60), rng.uniform(50, 590, 60))
+    assert mirror_mismatch(roaming, widths, names, pairs) == []
+    # mostly facing left near one wall (openfield's mouse): a flip is still a fair image
+    wall = _animal(60, rng, np.pi + rng.normal(0, 0.5, 60), rng.uniform(30, 180, 60))
+    assert mirror_mismatch(wall, widths, names, pairs) == []
+    # a head-fixed animal facing the camera: left ear right of the right ear, before and
+    # after a flip (the pair swaps)
+    fixed = np.tile([[320.0, 200.0], [340.0, 180.0], [300.0, 180.0]], (60, 1, 1))
+    assert mirror_mismatch(fixed + rng.normal(0, 3, fixed.shape), widths, names, pairs) == []
+    # the same animal twice: a top view in the left half, a mirror view in the right half
+    top = _animal(60, rng, rng.uniform(0, 2 * np.pi, 60), rng.uniform(60, 260, 60))
+    side = top.copy()
+    side[..., 0] += 340
+    both = np.concatenate([top, side], axis=1)
+    views = [f"{b}_top" for b in names] + [f"{b}_side" for b in names]
+    view_pairs = [("leftear_top", "rightear_top"), ("leftear_side", "rightear_side")]
+    assert mirror_mismatch(both, widths, views, view_pairs) == views
+    # few labels: not judged
+    assert mirror_mismatch(both[:3], widths[:3], views, view_pairs) == []

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from typer.testing import CliRunner
 
 from poselab.cli import app
@@ -47,6 +48,8 @@ def test_run_dir_is_self_describing(tiny_project: Path):
     assert not (run / "best.pt").exists()
     state = torch.load(run / "last.pt", weights_only=True)  # plain data only
     assert state["epoch"] == 1 and "model" in state and "optimizer" in state
+    train_options = yaml.safe_load((run / "run.yaml").read_text())["train"]
+    assert train_options["augment"]["hflip_prob"] == 0 and not train_options["test_flip"]
     metrics = pd.read_csv(run / "metrics.csv")
     assert list(metrics["epoch"]) == [0, 1]
     for column in ("loss", "train_px_error", "test_px_error", "lr", "seconds"):
@@ -82,6 +85,8 @@ def test_best_checkpoint_is_chosen_on_validation_never_on_test(tiny_project: Pat
     frames = load_labeled_frames(open_project(tiny_project))
     _, test = split_indices(len(frames), 0.75, 0)
     assert split["test"] == [image_key(frames.paths[i]) for i in test]
+    train_options = yaml.safe_load((run / "run.yaml").read_text())["train"]
+    assert train_options["augment"]["hflip_prob"] == 0 and not train_options["test_flip"]
     metrics = pd.read_csv(run / "metrics.csv")
     best_epoch = int(metrics.loc[metrics["val_px_error"].idxmin(), "epoch"])
     assert torch.load(run / "best.pt", weights_only=True)["epoch"] == best_epoch
@@ -194,6 +199,8 @@ def test_interrupt_then_resume_continues_exactly(tiny_project: Path, monkeypatch
 
 def test_max_minutes_stops_cleanly(tiny_project: Path):
     run = train(tiny_project, _cfg(epochs=50, max_minutes=1e-4), name="budget")
+    train_options = yaml.safe_load((run / "run.yaml").read_text())["train"]
+    assert train_options["augment"]["hflip_prob"] == 0 and not train_options["test_flip"]
     metrics = pd.read_csv(run / "metrics.csv")
     assert len(metrics) == 1 and metrics["test_px_error"].notna().all()
     assert (run / "last.pt").is_file()
@@ -309,6 +316,8 @@ def test_ddp_small_shards_train_and_resume(tiny_project: Path, tmp_path: Path):
                                         "--name", "ddp"])
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
     run = tiny_project.parent / "models" / "ddp"
+    train_options = yaml.safe_load((run / "run.yaml").read_text())["train"]
+    assert train_options["augment"]["hflip_prob"] == 0 and not train_options["test_flip"]
     metrics = pd.read_csv(run / "metrics.csv")
     assert len(metrics) == 1 and metrics["loss"].iloc[0] > 0.01  # trained on real batches
     second = _torchrun(tmp_path, 29518, [str(tiny_project), "--resume", "ddp", "--epochs", "2"])
@@ -417,8 +426,9 @@ def test_a_run_that_does_not_learn_says_so(tiny_project: Path, capsys):
 @pytest.mark.slow
 def test_the_default_cpu_recipe_leaves_the_plateau_on_a_two_view_17_keypoint_dataset(tmp_path):
     """Two views of one mouse (a side mirror), 17 keypoints, 24 training frames: the recipe
-    `poselab train` uses on a CPU gets off the predict-background plateau (~135 px, where
-    mirror flips kept it) within ~120 optimizer steps. Half-size images keep it short."""
+    `poselab train` uses on a CPU turns its mirror flips off (the views would swap sides)
+    and gets off the predict-background plateau (~135 px, where flips kept it) within ~120
+    optimizer steps. Half-size images keep it short."""
     from poselab.io.synthetic_suite import make_suite_project
     from poselab.pose.train_config import resolve_config
 
@@ -427,6 +437,8 @@ def test_the_default_cpu_recipe_leaves_the_plateau_on_a_two_view_17_keypoint_dat
                                  "epochs": 40, "min_steps": 0, "workers": 0, "input_scale": 0.5,
                                  "eval_every": 40, "calibrate": "none", "precision": "fp32"})
     run = train(config, cfg, name="two-views", progress=False)
+    train_options = yaml.safe_load((run / "run.yaml").read_text())["train"]
+    assert train_options["augment"]["hflip_prob"] == 0 and not train_options["test_flip"]
     metrics = pd.read_csv(run / "metrics.csv")
     assert int(metrics["epoch"].max()) + 1 == 40 and len(metrics) == 40  # 3 steps an epoch
     test = evaluate(run)["test"]
