@@ -45,8 +45,10 @@ CONFIGS = {  # name -> PoseNet options + input_scale (bf16 autocast where the CP
         backbone_name="resnet50", backbone_stride=16, head_direct=True),
     "efficientnet_lite0 (fast_lite0 preset)": dict(backbone_name="efficientnet_lite0",
                                                    head_width=128),
-    "efficientnet_lite0 (cpu preset: FPN head, the CPU default)": dict(
+    "efficientnet_lite0 (cpu preset: FPN head, no test flip)": dict(
         backbone_name="efficientnet_lite0", head="fpn", head_width=128),
+    "efficientnet_lite0 (cpu preset: FPN head + test-time flip, the CPU default)": dict(
+        backbone_name="efficientnet_lite0", head="fpn", head_width=128, test_flip=True),
     "efficientnet_lite0 (fastest_lite0 preset, input_scale 0.5)": dict(
         backbone_name="efficientnet_lite0", head_width=128, input_scale=0.5),
 }
@@ -56,10 +58,12 @@ def make_run(root: Path, name: str, options: dict) -> Path:
     """A run dir as train() writes it, with untrained weights."""
     options = dict(options)
     input_scale = options.pop("input_scale", 1.0)
+    test_flip = options.pop("test_flip", False)  # maps of the image and its mirror averaged
     model = PoseNet(num_keypoints=len(BODYPARTS), weights="none", **options)
     run = root / name.split(" ")[0] / str(abs(hash(name)))
     run.mkdir(parents=True)
-    info = {"train": {"precision": "auto", "input_scale": input_scale}, "model": model.config(),
+    info = {"train": {"precision": "auto", "input_scale": input_scale, "test_flip": test_flip},
+            "flip_pairs": [["leftear", "rightear"]], "model": model.config(),
             "codec": vars(Codec()),
             "bodyparts": BODYPARTS, "scorer": "bench", "mean": list(model.mean),
             "std": list(model.std), "pcutoff": 0.6, "skeleton": []}
