@@ -68,7 +68,7 @@ def make_run(root: Path, name: str, options: dict) -> Path:
             "bodyparts": BODYPARTS, "scorer": "bench", "mean": list(model.mean),
             "std": list(model.std), "pcutoff": 0.6, "skeleton": []}
     (run / "run.yaml").write_text(yaml.safe_dump(info))
-    save_checkpoint(run / "best.pt", model=model.state_dict(), epoch=0)
+    save_checkpoint(run / "last.pt", model=model.state_dict(), epoch=0)  # the final model
     return run
 
 
