@@ -81,7 +81,8 @@ def plot(rows: list[dict], out: Path, preset: str) -> None:
             import pandas as pd
 
             m = pd.read_csv(metrics).dropna(subset=["test_px_error"])
-            ax.plot(m["elapsed_minutes"], m["test_px_error"], ":", color=colour, lw=1)
+            ax.plot(m["elapsed_minutes"], m["test_px_error"], ":", color=colour, lw=1,
+                    label=f"seed {seed}: logged during that run (mid-schedule)")
     ax.set_ylim(1.5, 4.0)
     for name, value in ANCHORS.items():
         ax.axhline(value, ls="--", lw=1, color="grey")
@@ -90,7 +91,7 @@ def plot(rows: list[dict], out: Path, preset: str) -> None:
     ax.axhline(1.90, ls=":", color="tab:red", lw=1)
     ax.set(xlabel="training budget on 2 CPU cores (minutes)", ylabel="test mean error (px)",
            title=f"openfield, 50% split, preset {preset}")
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
 
