@@ -170,7 +170,7 @@ def test_the_whole_workflow_in_the_browser(browser, apps, root: Path, state: Pat
     page.fill("#resume-epochs", str(done + 1))
     page.click("#resume-run")
     _until(page, f"document.querySelector(\"#runs-table tr[data-run='{run_name}']\")"
-                 "?.dataset.state === 'finished'", 120)
+                 "?.dataset.state === 'finished'", 240)  # a loaded CI machine
     _until(page, "document.querySelector('#bodypart-table')", 60)
     assert page.inner_text(f"#runs-table tr[data-run='{run_name}'] td:nth-child(3)") == \
         f"{done + 1} / {done + 1}"
