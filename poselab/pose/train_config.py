@@ -82,7 +82,9 @@ class TrainConfig:
     test_flip: bool = False
     # With flips asked for (augment.hflip_prob > 0 or test_flip) but a bodypart that looks
     # left/right without a pair (flip_pairs in config.yaml, or names like leftear/rightear):
-    # True trains without flips and says so; False stops with an error.
+    # True trains without flips and says so; False stops with an error. True also turns
+    # flips off when a mirror would move keypoints against each other by about half a frame
+    # or more (two views side by side: pose.flip.mirror_mismatch).
     flip_if_paired: bool = False
     augment: dict[str, Any] = field(default_factory=dict)  # poselab.pose.data.AugmentConfig fields
     workers: int = 2  # DataLoader worker processes
