@@ -71,7 +71,8 @@ def _no_flips(cfg: TrainConfig, why: str) -> list:
 
 
 def _flip_pairs(project: Project, augment: AugmentConfig, cfg: TrainConfig,
-                frames: LabeledFrames | None = None) -> list:
+                frames: LabeledFrames | None = None,
+                sizes: dict[Path, tuple[int, int]] | None = None) -> list:
     """Left/right bodypart pairs a horizontal flip swaps: config.yaml flip_pairs, else the
     pairs the names give (leftear/rightear); [] when nothing is flipped.
 
@@ -93,7 +94,9 @@ def _flip_pairs(project: Project, augment: AugmentConfig, cfg: TrainConfig,
         return _no_flips(cfg, f"{unpaired} look left/right but have no pair; flip_pairs in "
                          "config.yaml, e.g. [[LF_paw, RF_paw]], turns them on")
     if cfg.flip_if_paired and frames is not None:
-        off = mirror_mismatch(frames.keypoints, _frame_widths(frames), frames.bodyparts, pairs)
+        sizes = sizes if sizes is not None else _folder_sizes(frames)
+        widths = [sizes[p.parent][1] for p in frames.paths]
+        off = mirror_mismatch(frames.keypoints, widths, frames.bodyparts, pairs)
         if off:
             more = " and others" if len(off) > 3 else ""
             return _no_flips(cfg, f"a mirror would move {off[:3]}{more} about a frame's width "
@@ -108,35 +111,19 @@ def _flip_pairs(project: Project, augment: AugmentConfig, cfg: TrainConfig,
     return pairs
 
 
-def _frame_sizes(frames: LabeledFrames) -> list[tuple[int, int]]:
-    """(H, W) of the labeled images, read from one image per folder (a folder holds the
-    frames of one video, so they share a size)."""
+def _folder_sizes(frames: LabeledFrames) -> dict[Path, tuple[int, int]]:
+    """(H, W) of the labeled images per folder, read from one image per folder (a folder
+    holds the frames of one video, so they share a size)."""
     import cv2
 
-    sizes, seen = [], set()
+    sizes: dict[Path, tuple[int, int]] = {}
     for path in frames.paths:
-        if path.parent in seen:
-            continue
-        seen.add(path.parent)
-        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if image is None:
-            raise PoselabError(f"{path}: unreadable image")
-        sizes.append(image.shape[:2])
-    return sizes
-
-
-def _frame_widths(frames: LabeledFrames) -> list[int]:
-    """Width of each labeled image (one image read per folder: a folder is one video)."""
-    import cv2
-
-    widths: dict[Path, int] = {}
-    for path in frames.paths:
-        if path.parent not in widths:
+        if path.parent not in sizes:
             image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
             if image is None:
                 raise PoselabError(f"{path}: unreadable image")
-            widths[path.parent] = image.shape[1]
-    return [widths[p.parent] for p in frames.paths]
+            sizes[path.parent] = image.shape[:2]
+    return sizes
 
 
 def _split_seed(cfg: TrainConfig) -> int:
@@ -172,8 +159,9 @@ def _plan(config_path, cfg, resume, epochs, max_minutes) -> _Plan:
     cfg.epochs = epochs if epochs is not None else cfg.epochs
     cfg.max_minutes = max_minutes if max_minutes is not None else cfg.max_minutes
     cfg.validate()
+    sizes = _folder_sizes(frames)  # one image read per folder, for crops and flips
     if (cfg.augment or {}).get("crop_size") == "auto":  # resolved now, recorded in run.yaml
-        side = auto_crop_size(frames.keypoints, _frame_sizes(frames), cfg.input_scale)
+        side = auto_crop_size(frames.keypoints, list(sizes.values()), cfg.input_scale)
         cfg.augment = {**cfg.augment, "crop_size": list(side)}
     augment = AugmentConfig.from_dict(cfg.augment)
     fraction = _train_fraction(project, cfg)
@@ -182,7 +170,7 @@ def _plan(config_path, cfg, resume, epochs, max_minutes) -> _Plan:
     else:  # the run's own split, even if frames were labeled since
         split = run.read_split(frames)
     return _Plan(project, frames, cfg, split, fraction,
-                 _flip_pairs(project, augment, cfg, frames), run, state)
+                 _flip_pairs(project, augment, cfg, frames, sizes), run, state)
 
 
 def _run_info(plan: _Plan, model: PoseNet, codec: Codec) -> dict:
