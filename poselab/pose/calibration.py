@@ -53,7 +53,7 @@ class Calibration:
         raw = np.asarray(likelihood)
         if self.method == "platt":
             z = self.params["a"] * _logit(raw) + self.params["b"]
-            out = 1.0 / (1.0 + np.exp(-z))
+            out = _sigmoid(z)
         elif self.method == "isotonic":
             out = np.interp(raw, self.params["x"], self.params["y"])
         else:
@@ -107,12 +107,17 @@ def fit_calibration(likelihood: np.ndarray, correct: np.ndarray, radius: float, 
     raise PoselabError(f"calibration method {method!r}: use auto, platt or isotonic")
 
 
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    """1 / (1 + e^-z) without exp overflow warnings for large |z| (the limit is exact)."""
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -500.0, 500.0)))
+
+
 def _fit_platt(z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Logistic regression of y on z (one feature), by Newton's method with a tiny ridge."""
     a, b = 1.0, 0.0
     t = y.astype(np.float64)
     for _ in range(100):
-        p = 1.0 / (1.0 + np.exp(-(a * z + b)))
+        p = _sigmoid(a * z + b)
         w = np.maximum(p * (1 - p), 1e-9)
         grad = np.array([np.sum((p - t) * z) + 1e-3 * a, np.sum(p - t)])
         hess = np.array([[np.sum(w * z * z) + 1e-3, np.sum(w * z)],
