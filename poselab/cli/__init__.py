@@ -15,7 +15,7 @@ Layout, one module per area (each module imports only typer at the top):
   convert_commands.py   convert (SLEAP, NWB, COCO, Lightning Pose)
   live_commands.py      live
   analysis_commands.py  analyze, filter, labeled-video, plot-trajectories
-  trust_commands.py     smooth, report
+  trust_commands.py     calibrate, smooth, report
   mnist_commands.py     the `poselab mnist ...` sub-app (train, transfer)
 
 Adding a command: write the API function in its module, then a `<name>_cmd` function in the
@@ -148,6 +148,7 @@ _COMMANDS: list[tuple[str, Callable[..., None] | typer.Typer]] = [
     ("check-labels", project_commands.check_labels_cmd),
     ("train", training_commands.train_cmd),
     ("evaluate", training_commands.evaluate_cmd),
+    ("calibrate", trust_commands.calibrate_cmd),
     ("learning-curve", active_commands.learning_curve_cmd),
     ("analyze", analysis_commands.analyze_cmd),
     ("filter", analysis_commands.filter_cmd),

@@ -1,10 +1,40 @@
-"""Commands that say how far trajectories can be trusted: smooth, report."""
+"""Commands that say how far trajectories can be trusted: calibrate, smooth, report."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
+
+
+def calibrate_cmd(
+    run: Path = typer.Argument(..., help="A run dir (models/<run>) trained without a "
+                               "validation split.", show_default=False),
+    folds: int = typer.Option(3, help="Fold models to train; each trains on (folds - 1) / "
+                              "folds of the training frames and predicts the rest."),
+    max_minutes: float = typer.Option(None, "--max-minutes", help="Time budget of each fold "
+                                      "model (default: the run's own)."),
+    epochs: int = typer.Option(None, help="Epochs of each fold model (default: the run's)."),
+) -> None:
+    """Calibrate a run's likelihoods by cross-fitting on its training frames.
+
+    A run with a validation split is calibrated when training ends; this is for runs
+    without one. Trains FOLDS models with the run's options into <run>/crossfit/,
+    each predicting the training frames it did not see, fits the map from likelihood
+    to P(within r px) on those predictions and saves it as <run>/calibration.json
+    (evaluate, analyze and export apply it). The test split is not used. Takes
+    FOLDS trainings; an interrupted job resumes where it stopped.
+
+    Examples:
+      poselab calibrate models/efficientnet_lite0-20261129-101500
+      poselab calibrate models/efficientnet_lite0-20261129-101500 --folds 2 --max-minutes 10
+    """
+    from poselab.pose.crossfit import crossfit_calibration
+
+    fitted, raw_ece = crossfit_calibration(run, folds, max_minutes=max_minutes, epochs=epochs)
+    typer.echo(f"likelihood calibrated ({fitted.method}, {fitted.source}); raw ECE on the "
+               f"held-out predictions {raw_ece:.3f}")
+    typer.echo(f"wrote {Path(run) / 'calibration.json'}")
 
 
 def smooth_cmd(

@@ -69,6 +69,18 @@ class Calibration:
         return cls(**data)
 
 
+def heldout_outcomes(pred: dict, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """(raw likelihood, correct) of every keypoint a labeler saw in held-out predictions
+    (evaluation.evaluate_split's dict): labeled ones, correct when within `radius` px, and
+    the ones marked not visible, never correct. Unlabeled keypoints say nothing."""
+    labeled = np.isfinite(pred["gt"]).all(axis=-1)
+    err = np.linalg.norm(pred["xy"] - np.nan_to_num(pred["gt"]), axis=-1)
+    seen = labeled | pred["absent"].astype(bool)
+    correct = labeled & (err <= radius)
+    likelihood = pred.get("raw_likelihood", pred["likelihood"])
+    return likelihood[seen], correct[seen]
+
+
 def fit_calibration(likelihood: np.ndarray, correct: np.ndarray, radius: float, source: str,
                     method: str = "auto") -> Calibration:
     """Fit a map raw likelihood -> P(correct) on held-out keypoints.

@@ -173,26 +173,27 @@ class Trainer:
     def calibrate(self) -> str:
         """Fit the likelihood calibration on the validation split (rank 0); one line."""
         from poselab.errors import PoselabError
-        from poselab.pose.calibration import fit_calibration, save_calibration
+        from poselab.pose.calibration import (
+            fit_calibration,
+            heldout_outcomes,
+            save_calibration,
+        )
 
         cfg = self.cfg
         if self.run is None or cfg.calibrate == "none":
             return ""
         if self.evals.val is None:
-            return ("likelihoods are not calibrated: no validation split (train with "
-                    "--val-fraction 0.1 to get one)")
+            return ("likelihoods are not calibrated: no validation split (cross-fit them "
+                    f"on the training frames: poselab calibrate {self.run.path}; or train "
+                    "with --val-fraction 0.1)")
         metrics, pred = evaluate_split(self.eval_model, self.evals.val, self.codec,
                                        self.device, self.dtype, self.pcutoff, self.bodyparts,
                                        flip_perm=self.flip_perm,
                                        radius=cfg.calibration_radius)
-        labeled = np.isfinite(pred["gt"]).all(axis=-1)
-        err = np.linalg.norm(pred["xy"] - np.nan_to_num(pred["gt"]), axis=-1)
-        seen = labeled | pred["absent"].astype(bool)
-        correct = labeled & (err <= cfg.calibration_radius)
+        likelihood, correct = heldout_outcomes(pred, cfg.calibration_radius)
         try:
-            fitted = fit_calibration(pred["likelihood"][seen], correct[seen],
-                                     cfg.calibration_radius,
-                                     f"validation split: {int(seen.sum())} keypoints",
+            fitted = fit_calibration(likelihood, correct, cfg.calibration_radius,
+                                     f"validation split: {len(correct)} keypoints",
                                      cfg.calibrate)
         except PoselabError as exc:
             return f"likelihoods are not calibrated: {exc}"

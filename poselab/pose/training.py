@@ -141,7 +141,7 @@ def _train_fraction(project: Project, cfg: TrainConfig) -> float:
     return float(first)
 
 
-def _plan(config_path, cfg, resume, epochs, max_minutes) -> _Plan:
+def _plan(config_path, cfg, resume, epochs, max_minutes, split: Split | None = None) -> _Plan:
     project = open_project(config_path)
     frames = load_labeled_frames(project)
     if len(frames) < 2:
@@ -165,10 +165,10 @@ def _plan(config_path, cfg, resume, epochs, max_minutes) -> _Plan:
         cfg.augment = {**cfg.augment, "crop_size": list(side)}
     augment = AugmentConfig.from_dict(cfg.augment)
     fraction = _train_fraction(project, cfg)
-    if run is None:
-        split = make_split(len(frames), fraction, _split_seed(cfg), cfg.val_fraction)
-    else:  # the run's own split, even if frames were labeled since
+    if run is not None:  # the run's own split, even if frames were labeled since
         split = run.read_split(frames)
+    elif split is None:
+        split = make_split(len(frames), fraction, _split_seed(cfg), cfg.val_fraction)
     return _Plan(project, frames, cfg, split, fraction,
                  _flip_pairs(project, augment, cfg, frames, sizes), run, state)
 
@@ -284,8 +284,9 @@ def _train_ensemble(ctx: Context, config_path, cfg, name, resume, epochs, max_mi
 
 
 def _train(ctx: Context, config_path, cfg, name, resume, epochs, max_minutes, progress,
-           models_dir: Path | None = None) -> Path:
-    plan = _plan(config_path, cfg, resume, epochs, max_minutes)
+           models_dir: Path | None = None, split: Split | None = None) -> Path:
+    """One model into a run folder; `split` replaces the seeded one (cross-fitting)."""
+    plan = _plan(config_path, cfg, resume, epochs, max_minutes, split)
     cfg, split = plan.cfg, plan.split
     if len(split.train) < ctx.world:
         raise PoselabError(f"{len(split.train)} training frame(s) for {ctx.world} processes: "
