@@ -40,6 +40,7 @@ _API = {
     "resolve_config": "poselab.pose.train_config",
     "evaluate": "poselab.pose.evaluation",
     "format_evaluation": "poselab.pose.evaluation",
+    "crossfit_calibration": "poselab.pose.crossfit",
     "load_run": "poselab.pose.predict",
     "analyze_videos": "poselab.analysis.analyze",
     "PoselabError": "poselab.errors",

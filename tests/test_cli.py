@@ -101,12 +101,13 @@ def test_help_is_fast_and_lists_commands():
 
 
 WORKFLOW = ["demo", "app", "new", "add-videos", "info", "extract-frames", "label",
-            "check-labels", "train", "evaluate", "learning-curve", "analyze", "filter", "smooth",
-            "report", "labeled-video", "plot-trajectories", "extract-outliers", "suggest",
-            "export", "convert", "live", "mnist", "synthetic-video"]
+            "check-labels", "train", "evaluate", "calibrate", "learning-curve", "analyze",
+            "filter", "smooth", "report", "labeled-video", "plot-trajectories",
+            "extract-outliers", "suggest", "export", "convert", "live", "mnist",
+            "synthetic-video"]
 LONG_COMMANDS = ["train", "analyze", "extract-frames", "label", "filter", "labeled-video",
                  "extract-outliers", "export", "new", "mnist train", "mnist transfer", "smooth",
-                 "report", "suggest", "learning-curve", "convert"]
+                 "report", "suggest", "learning-curve", "convert", "calibrate"]
 
 
 def _all_commands(group=None, prefix=()):
