@@ -91,6 +91,9 @@ def test_check_labels_command(openfield_copy: Path):
     assert result.exit_code == 0, result.output
     assert "drew 116 labeled frames" in result.output
     assert len(list((openfield_copy / "labeled-data" / "m4s1_labeled").glob("*.png"))) == 116
+    # img0102: the ears exchanged against img0100 and img0104 (the mouse faces the same way)
+    assert "m4s1/img0102.png: leftear and rightear look swapped" in result.output
+    assert "1 frame(s) with likely left/right swaps" in result.output
 
 
 def test_help_is_fast_and_lists_commands():

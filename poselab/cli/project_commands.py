@@ -101,16 +101,24 @@ def info_cmd(
 
 
 def check_labels_cmd(config: Path = ConfigArg) -> None:
-    """Draw the labeled keypoints on every labeled frame.
+    """Draw the labeled keypoints on every labeled frame; list likely left/right swaps.
 
     Writes the images into labeled-data/<stem>_labeled/ in the config's colormap,
-    so wrong labels are easy to spot.
+    so wrong labels are easy to spot. Then lists the frames where a left/right pair
+    (leftear/rightear, or config.yaml flip_pairs) lies on the other side of the body
+    than in nearly every other frame: most likely labeled the wrong way round.
     """
+    from poselab.pose.flip import label_swaps
     from poselab.viz.plots import check_labels
 
     written = check_labels(config)
     folders = sorted({str(p.parent) for p in written})
     typer.echo(f"drew {len(written)} labeled frames into: " + ", ".join(folders))
+    swaps = label_swaps(config)
+    for path, left, right in swaps:
+        typer.echo(f"  {path.parent.name}/{path.name}: {left} and {right} look swapped")
+    typer.echo(f"{len(swaps)} frame(s) with {'likely' if swaps else 'no'} left/right swaps"
+               + (": check them in poselab label" if swaps else ""))
 
 
 def synthetic_video_cmd(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
@@ -114,6 +115,75 @@ def mirror_mismatch(keypoints, widths, bodyparts: Sequence[str],
         bad = np.abs(mean - mirrored) > tolerance
     involved = bad.any(axis=0) | bad.any(axis=1)
     return [b for k, b in enumerate(bodyparts) if involved[k]]
+
+
+def swapped_pairs(keypoints, bodyparts: Sequence[str], pairs: Sequence[Sequence[str]],
+                  agreement: float = 0.8, min_frames: int = 5) -> list[tuple[int, str, str]]:
+    """Labeled frames where a left/right pair looks swapped: (frame index, left, right).
+
+    Each pair is judged against a body axis through two bodyparts of no pair near it (of the
+    three nearest on average, the two farthest apart: snout and tail base for a pair of
+    ears; within the same view when a frame shows two). In a fixed camera, which side of
+    that axis the left member lies on does not change as the animal turns (a turn is a
+    rotation), so when at least `agreement` of the `min_frames` or more frames with all four
+    points labeled put it on one side, a frame that clearly puts it on the other (the pair
+    at least 0.2 rad off the axis) was most likely labeled with left and right exchanged.
+    Side views, where the animal can turn towards the camera, rarely reach the agreement,
+    and then nothing is flagged. `keypoints` is (N, K, 2) with NaN for unlabeled.
+    """
+    import numpy as np
+
+    index = {b: i for i, b in enumerate(bodyparts)}
+    paired = {b for pair in pairs for b in pair}
+    unpaired = [index[b] for b in bodyparts if b not in paired]
+    if len(unpaired) < 2:
+        return []
+    xy = np.asarray(keypoints, np.float64)
+    found = []
+    for left, right in pairs:
+        a, b = _axis_parts(xy, unpaired, index[left], index[right])
+        axis = xy[:, a] - xy[:, b]
+        across = xy[:, index[left]] - xy[:, index[right]]
+        cross = axis[:, 0] * across[:, 1] - axis[:, 1] * across[:, 0]
+        size = np.linalg.norm(axis, axis=1) * np.linalg.norm(across, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sine = cross / size
+        clear = np.isfinite(sine) & (np.abs(sine) >= np.sin(0.2))
+        if clear.sum() < min_frames:
+            continue
+        majority = 1.0 if (sine[clear] > 0).mean() >= 0.5 else -1.0
+        if (np.sign(sine[clear]) == majority).mean() < agreement:
+            continue
+        found += [(int(i), left, right) for i in np.flatnonzero(clear & (sine * majority < 0))]
+    return sorted(found)
+
+
+def label_swaps(config_path) -> list[tuple[Path, str, str]]:
+    """`swapped_pairs` over a project's labeled frames, with the pairs config.yaml's
+    flip_pairs or the bodypart names give: (image path, left, right)."""
+    from poselab.io.labels import load_labeled_frames
+    from poselab.io.project import open_project
+
+    project = open_project(config_path)
+    frames = load_labeled_frames(project)
+    pairs = [tuple(p) for p in project.get("flip_pairs") or detect_flip_pairs(project.bodyparts)]
+    return [(frames.paths[i], left, right)
+            for i, left, right in swapped_pairs(frames.keypoints, frames.bodyparts, pairs)]
+
+
+def _axis_parts(xy, unpaired: list[int], left: int, right: int) -> tuple[int, int]:
+    """Two unpaired bodyparts (earlier in the list first) that span a body axis near a pair."""
+    import numpy as np
+
+    def mean_distance(p, q) -> float:
+        d = np.linalg.norm(p - q, axis=-1)
+        return float(np.nanmean(d)) if np.isfinite(d).any() else np.inf
+
+    middle = (xy[:, left] + xy[:, right]) / 2
+    near = sorted(unpaired, key=lambda u: mean_distance(xy[:, u], middle))[:3]
+    a, b = max(((p, q) for i, p in enumerate(near) for q in near[i + 1:]),
+               key=lambda pq: mean_distance(xy[:, pq[0]], xy[:, pq[1]]))
+    return min(a, b), max(a, b)
 
 
 def flip_permutation(bodyparts: Sequence[str], pairs: Sequence[Sequence[str]]) -> list[int]:

@@ -6,7 +6,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from poselab.pose.flip import detect_flip_pairs, flip_average, flip_permutation, mirror_mismatch
+from poselab.pose.flip import (
+    detect_flip_pairs,
+    flip_average,
+    flip_permutation,
+    mirror_mismatch,
+    swapped_pairs,
+)
 from poselab.pose.heatmaps import Codec, decode
 
 
@@ -104,3 +110,30 @@ def test_mirror_layout_fair_for_one_animal_unfair_for_two_views_side_by_side():
     assert mirror_mismatch(both, widths, views, view_pairs) == views
     # few labels: not judged
     assert mirror_mismatch(both[:3], widths[:3], views, view_pairs) == []
+
+
+def test_a_left_right_swap_is_found_whatever_way_the_animal_turns():
+    """Ears on a turning animal (top view): the one frame labeled the wrong way round is
+    flagged, and a dataset with no agreement on sides (a side view) flags nothing."""
+    rng = np.random.default_rng(0)
+    names = ["snout", "leftear", "rightear", "tailbase", "tailtip"]
+    frames = []
+    for angle in rng.uniform(0, 2 * np.pi, 40):
+        forward = np.array([np.cos(angle), np.sin(angle)])
+        side = np.array([-forward[1], forward[0]])  # the animal's left, image y down
+        centre = rng.uniform(50, 300, 2)
+        frames.append([centre + 30 * forward, centre + 20 * forward + 8 * side,
+                       centre + 20 * forward - 8 * side, centre - 30 * forward,
+                       centre - 70 * forward])
+    xy = np.array(frames) + rng.normal(0, 1.0, (40, 5, 2))
+    pairs = [("leftear", "rightear")]
+    assert swapped_pairs(xy, names, pairs) == []
+    xy[[7, 19], 1], xy[[7, 19], 2] = xy[[7, 19], 2], xy[[7, 19], 1].copy()
+    assert swapped_pairs(xy, names, pairs) == [(7, "leftear", "rightear"),
+                                               (19, "leftear", "rightear")]
+    xy[7, 1] = np.nan  # a pair with a point missing is not judged
+    assert swapped_pairs(xy, names, pairs) == [(19, "leftear", "rightear")]
+    mixed = xy.copy()
+    mixed[::2, 1], mixed[::2, 2] = xy[::2, 2], xy[::2, 1]  # half each way: no rule to break
+    assert swapped_pairs(mixed, names, pairs) == []
+    assert swapped_pairs(xy, ["leftear", "rightear"], pairs) == []  # no body axis
