@@ -415,6 +415,17 @@ def test_a_run_that_does_not_learn_says_so(tiny_project: Path, capsys):
     assert "has not learned to find them" in out.output
 
 
+def test_the_plateau_check_waits_for_the_steps_a_recipe_needs():
+    from poselab.pose.trainer import health_check_epochs
+
+    assert health_check_epochs(4, 0, 3) == (2, 3)  # tiny runs: as early as possible
+    assert health_check_epochs(370, 2000, 8) == (56, 185)  # openfield, 30 min: 15% of epochs
+    # two views, 10 min: 61 epochs of 7 steps (warned at epoch 9, learned by epoch 30): 15%
+    # of 2000 steps is epoch 43, past half way, so the half-way check covers it
+    assert health_check_epochs(61, 2000, 7) == (None, 30)
+    assert health_check_epochs(200, 2000, 7) == (43, 100)
+
+
 @pytest.mark.slow
 def test_the_default_cpu_recipe_leaves_the_plateau_on_a_two_view_17_keypoint_dataset(tmp_path):
     """Two views of one mouse (a side mirror), 17 keypoints, 24 training frames: the recipe
