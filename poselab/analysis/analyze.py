@@ -216,6 +216,7 @@ def _metadata(predictor: Predictor, reader, video: Path, decoded: int, true_coun
         # what the model computed in, and the setting that chose it on this device
         "precision": precision_name(predictor.dtype),
         "precision_requested": getattr(predictor, "precision", None),
+        "test_flip": _flips(predictor),  # averaged with the mirrored frame
         "seconds": round(seconds, 3), "frames_per_second": round(decoded / max(seconds, 1e-9), 2),
         "poselab_version": __version__, "date": dt.datetime.now().isoformat(timespec="seconds"),
     }
@@ -275,23 +276,30 @@ def expand_videos(videos: Iterable[str | os.PathLike]) -> list[Path]:
     return out
 
 
+def _flips(predictor) -> bool:
+    members = getattr(predictor, "members", [predictor])
+    return all(getattr(m, "flip_perm", None) is not None for m in members)
+
+
 @lru_cache(maxsize=1)
 def _worker_predictor(run: str, device: str, batch_size: int, stamp: int,
-                      precision: str = DEFAULT_PRECISION) -> Predictor:
+                      precision: str = DEFAULT_PRECISION,
+                      test_flip: bool | None = None) -> Predictor:
     """The model, loaded once per worker process (`stamp`: a retrained run reloads)."""
-    return Predictor.from_dir(run, device=device, batch_size=batch_size, precision=precision)
+    return Predictor.from_dir(run, device=device, batch_size=batch_size, precision=precision,
+                              test_flip=test_flip)
 
 
 def analyze_one(run: str, video: str, dest: str | None, batch_size: int, device: str,
                 csv: bool, overwrite: bool, precision: str = DEFAULT_PRECISION,
-                scorer: str | None = None) -> Path:
+                scorer: str | None = None, test_flip: bool | None = None) -> Path:
     """One video in a worker process (picklable: plain arguments, module level)."""
     scorer = scorer or run_scorer(run, read_run_info(run))
     h5, _ = output_paths(video, scorer, dest)
     if _done(h5, csv) and not overwrite:
         return h5  # no model load for a skipped video
     stamp = max((p.stat().st_mtime_ns for p in Path(run).glob("*.pt")), default=0)
-    predictor = _worker_predictor(run, device, batch_size, stamp, precision)
+    predictor = _worker_predictor(run, device, batch_size, stamp, precision, test_flip)
     if getattr(predictor, "scorer", scorer) != scorer:  # --scorer
         predictor.scorer = scorer
     return analyze_video(predictor, video, dest, csv, overwrite, progress=False)
@@ -317,6 +325,7 @@ def analyze_videos(
     report: bool = False,
     precision: str = DEFAULT_PRECISION,
     scorer: str | None = None,
+    test_flip: bool | None = None,
 ) -> list[Path]:
     """Analyze many videos with one run, in this process or spread over an executor.
 
@@ -337,6 +346,8 @@ def analyze_videos(
         scorer: the scorer of the output files (default poselab_<backbone>_<run>), e.g. a
             DeepLabCut shuffle's `DLC_Resnet50_<Task><date>shuffle1_snapshot_200`, the name
             by which DeepLabCut's own tools find predictions beside a video.
+        test_flip: None (default) averages each frame with its mirror when the run was
+            trained to; False does not (about twice as fast; recorded in the metadata).
 
     Returns:
         The .h5 paths, in the order of `videos`.
@@ -356,7 +367,7 @@ def analyze_videos(
     # ours (os.path.abspath, not resolve: a symlinked video keeps its name, hence its outputs').
     dest_s = os.path.abspath(dest) if dest is not None else None
     args = [(os.path.abspath(run), os.path.abspath(v), dest_s, batch_size, device, csv,
-             overwrite, precision, scorer) for v in paths]
+             overwrite, precision, scorer, test_flip) for v in paths]
     written: list[Path | None] = [None] * len(paths)
     failures: list[str] = []
 
@@ -374,7 +385,8 @@ def analyze_videos(
                     written[i] = h5
                     continue
                 predictor = predictor or Predictor.from_dir(run, device, batch_size,
-                                                            precision=precision)
+                                                            precision=precision,
+                                                            test_flip=test_flip)
                 if getattr(predictor, "scorer", scorer) != scorer:  # --scorer
                     predictor.scorer = scorer
                 written[i] = analyze_video(predictor, video, dest, csv, overwrite)

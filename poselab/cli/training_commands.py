@@ -105,6 +105,10 @@ def evaluate_cmd(
     device: str = DeviceOpt,
     which: str = CheckpointOpt,
     precision: str = PrecisionOpt,
+    test_flip: bool = typer.Option(None, "--test-flip/--no-test-flip", help="Average each "
+                                   "image with its mirror (default: when the run was trained "
+                                   "to); --no-test-flip grades what analyze --no-test-flip "
+                                   "gives.", show_default=False),
 ) -> None:
     """Pixel errors and PCK of a trained run, per bodypart.
 
@@ -120,7 +124,8 @@ def evaluate_cmd(
     """
     from poselab.pose.evaluation import evaluate, format_evaluation
 
-    result = evaluate(run, plot=plot, device=device, which=which, precision=precision)
+    result = evaluate(run, plot=plot, device=device, which=which, precision=precision,
+                      test_flip=test_flip)
     if as_json:
         typer.echo(json_text({**result, "train_mean_px_error": result["train"]["mean_px_error"],
                                "test_mean_px_error": result["test"]["mean_px_error"]}))

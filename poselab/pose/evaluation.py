@@ -121,7 +121,7 @@ def _project_of(run: Path, info: dict):
 
 def evaluate(
     run: str | os.PathLike, plot: bool = False, device: str = "auto", which: str = "auto",
-    precision: str = DEFAULT_PRECISION,
+    precision: str = DEFAULT_PRECISION, test_flip: bool | None = None,
 ) -> dict:
     """Evaluate a trained run on its own train, validation and test splits.
 
@@ -131,7 +131,9 @@ def evaluate(
     `evaluation/<split>/*.png` images of ground truth (filled) vs prediction (ring) and
     `evaluation/calibration.png`). `precision` (fp32, bf16, fp16 or auto, as `poselab
     analyze --precision`) is what the model computes in; fp32 gives the same figures on
-    every machine. The result records it (`precision`: the one used).
+    every machine. The result records it (`precision`: the one used). `test_flip` False
+    grades the model without averaging with the mirrored image (as `analyze
+    --no-test-flip`); None does what the run was trained for (`test_flip` in the result).
 
     Returns:
         {"run", "epoch", "checkpoint", "selection", "notes", "precision", "train": metrics,
@@ -169,9 +171,14 @@ def evaluate(
     codec = Codec(**info["codec"])
     dtype = autocast_dtype(precision, dev)  # not the training precision: see the docstring
     pcutoff = float(info.get("pcutoff", project.pcutoff))
+
+    def flips(run_info: dict) -> list[int] | None:
+        return run_flip_permutation(run_info) if test_flip is not False else None
+
     result: dict = {"run": str(run), "epoch": epoch, "checkpoint": info["checkpoint"]["file"],
                     "selection": info["checkpoint"]["rule"], "notes": [note] if note else [],
-                    "precision": precision_name(dtype)}
+                    "precision": precision_name(dtype),
+                    "test_flip": flips(info) is not None}
     if len(members) > 1:
         result["ensemble"] = len(members)
         result["selection"] = f"ensemble of {len(members)} members, each: {result['selection']}"
@@ -184,12 +191,12 @@ def evaluate(
         loader = eval_loader(frames, idx, codec, model.mean, model.std,
                              input_scale=run_input_scale(info))
         metrics, pred = evaluate_split(model, loader, codec, dev, dtype, pcutoff,
-                                       info["bodyparts"], flip_perm=run_flip_permutation(info),
+                                       info["bodyparts"], flip_perm=flips(info),
                                        calibration=calibration,
                                        radius=run_calibration_radius(info))
         if len(members) > 1:
             metrics, pred = _ensemble_split(members, loaded, loader, pred, codec, dev, dtype,
-                                            pcutoff, info)
+                                            pcutoff, info, flips)
         result[name] = metrics
         if plot:
             from poselab.viz.plots import draw_comparisons
@@ -204,18 +211,18 @@ def evaluate(
 
 
 def _ensemble_split(members, loaded, loader, first: dict, codec, dev, dtype, pcutoff: float,
-                    info: dict) -> tuple[dict, dict]:
+                    info: dict, flips) -> tuple[dict, dict]:
     """Metrics of an ensemble on one split: every member's (calibrated) predictions combined
     by ensemble.combine_arrays, as analysis combines them."""
     from poselab.pose.calibration import load_calibration
-    from poselab.pose.predict import run_calibration_radius, run_flip_permutation
+    from poselab.pose.predict import run_calibration_radius
 
     xys, liks = [first["xy"]], [first["likelihood"]]
     for member, (model, member_info, _) in zip(members[1:], loaded[1:], strict=True):
         model = model.to(memory_format=torch.channels_last)
         _, pred = evaluate_split(model, loader, codec, dev, dtype, pcutoff,
                                  member_info["bodyparts"],
-                                 flip_perm=run_flip_permutation(member_info),
+                                 flip_perm=flips(member_info),
                                  calibration=load_calibration(member))
         xys.append(pred["xy"])
         liks.append(pred["likelihood"])

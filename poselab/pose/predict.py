@@ -160,7 +160,7 @@ class Predictor:
 
     def __init__(self, model, info: dict, epoch: int, run: str | os.PathLike,
                  device: torch.device, batch_size: int = 8, fuse: bool = True,
-                 precision: str = DEFAULT_PRECISION):
+                 precision: str = DEFAULT_PRECISION, test_flip: bool | None = None):
         from poselab.pose.calibration import load_calibration
         from poselab.pose.heatmaps import Codec
 
@@ -180,13 +180,15 @@ class Predictor:
         self.codec = Codec(**info["codec"])
         self.mean, self.std = model.mean, model.std
         self.input_scale = run_input_scale(info)
-        self.flip_perm = run_flip_permutation(info)  # test-time flip averaging, when trained so
+        # Test-time flip averaging, when trained so; test_flip=False skips it (half the work).
+        self.flip_perm = run_flip_permutation(info) if test_flip is not False else None
         self.calibration = load_calibration(run)  # likelihood -> probability, when fitted
 
     @classmethod
     def from_dir(cls, run: str | os.PathLike, device: str = "auto", batch_size: int = 8,
                  which: str = "auto", fuse: bool = True,
-                 precision: str = DEFAULT_PRECISION) -> Predictor:
+                 precision: str = DEFAULT_PRECISION,
+                 test_flip: bool | None = None) -> Predictor:
         """Rebuild a run's model from its dir alone.
 
         Args:
@@ -197,6 +199,9 @@ class Predictor:
             fuse: fold batch norms into convolutions (outputs agree within about 1e-4).
             precision: fp32 (default: the same output on every machine), bf16, fp16 (CUDA)
                 or auto (bf16/fp16 where the device runs it fast, else fp32).
+            test_flip: None (default) averages with the mirrored frame when the run was
+                trained to (TrainConfig.test_flip); False never does: about twice as fast,
+                a little less accurate.
 
         Raises:
             PoselabError: not a run dir, an unavailable device, an unknown precision.
@@ -206,12 +211,12 @@ class Predictor:
 
         check_precision(precision)
         if is_ensemble(run):  # the same interface, N models inside
-            members = [Predictor.from_dir(m, device, batch_size, which, fuse, precision)
-                       for m in ensemble_members(run)]
+            members = [Predictor.from_dir(m, device, batch_size, which, fuse, precision,
+                                          test_flip) for m in ensemble_members(run)]
             return EnsemblePredictor(members, run)
         dev = resolve_device(device)
         model, info, epoch = load_run(run, which, dev)
-        return cls(model, info, epoch, run, dev, batch_size, fuse, precision)
+        return cls(model, info, epoch, run, dev, batch_size, fuse, precision, test_flip)
 
     def predict_frames(
         self, frames_bgr: np.ndarray | Sequence[np.ndarray], offset: tuple[float, float] = (0, 0)

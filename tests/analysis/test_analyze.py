@@ -120,6 +120,37 @@ def test_deeplabcut_meta_pickle_beside_the_predictions(trained: dict, analyzed: 
     assert data["poselab"]["precision"] == "fp32"
 
 
+def test_test_flip_can_be_turned_off_for_speed(trained: dict, analyzed: Path, tmp_path: Path):
+    """A run trained with test-time flips averages each frame with its mirror unless
+    --no-test-flip; then it gives exactly what the same weights give without flips."""
+    import yaml
+
+    from poselab.pose.evaluation import evaluate
+
+    run = trained["run"].with_name("tiny-flip")
+    shutil.copytree(trained["run"], run, dirs_exist_ok=True)
+    info = yaml.safe_load((run / "run.yaml").read_text())
+    info["train"]["test_flip"], info["flip_pairs"] = True, [["leftear", "rightear"]]
+    (run / "run.yaml").write_text(yaml.safe_dump(info))
+    (flipped,) = analyze_videos(run, [trained["video"]], dest=tmp_path / "a", device="cpu")
+    (plain,) = analyze_videos(run, [trained["video"]], dest=tmp_path / "b", device="cpu",
+                              test_flip=False)
+    meta = json.loads(flipped.with_name(flipped.stem + "_meta.json").read_text())
+    assert meta["test_flip"] is True
+    meta = json.loads(plain.with_name(plain.stem + "_meta.json").read_text())
+    assert meta["test_flip"] is False
+    base = _read(analyzed).to_numpy()
+    np.testing.assert_allclose(_read(plain).to_numpy(), base, atol=1e-4)
+    assert not np.allclose(_read(flipped).to_numpy(), base, atol=1e-3)
+    on, off = evaluate(run), evaluate(run, test_flip=False)
+    assert on["test_flip"] is True and off["test_flip"] is False
+    assert off["test"]["mean_px_error"] == pytest.approx(
+        evaluate(trained["run"])["test"]["mean_px_error"], abs=1e-3)
+    result = CliRunner().invoke(app, ["analyze", str(run), str(trained["video"]), "--dest",
+                                      str(tmp_path / "c"), "--no-test-flip", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+
+
 def test_scorer_option_names_the_files_as_deeplabcut_looks_for_them(trained: dict,
                                                                      tmp_path: Path):
     """DeepLabCut's tools find `<video><scorer>.h5` by their shuffle's scorer."""
