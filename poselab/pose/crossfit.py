@@ -89,6 +89,9 @@ def crossfit_calibration(run: str | os.PathLike, folds: int = 3, *,
     split = read_split(run / "split.json", frames)
     cfg = TrainConfig.from_dict(info["train"], str(run / "run.yaml"))
     radius = float(cfg.calibration_radius)
+    if split.val:
+        print(f"note: {run} has a validation split ({len(split.val)} frames), which calibrated "
+              "it when training ended; the cross-fitted map replaces that one", flush=True)
     parts = fold_indices(split.train, folds, cfg.seed)
     fold_cfg = dataclasses.replace(cfg, val_fraction=0.0, calibrate="none")
     if max_minutes is not None:
