@@ -101,7 +101,7 @@ def info_cmd(
 
 
 def check_labels_cmd(config: Path = ConfigArg) -> None:
-    """Draw the labeled keypoints on every labeled frame; list likely left/right swaps.
+    """Draw every labeled frame and list likely left/right label swaps.
 
     Writes the images into labeled-data/<stem>_labeled/ in the config's colormap,
     so wrong labels are easy to spot. Then lists the frames where a left/right pair
