@@ -103,7 +103,9 @@ def test_a_restarted_server_adopts_a_running_job_and_marks_a_vanished_one(tmp_pa
         stopped = _wait(table, job.id, (STOPPED, DONE, FAILED))
     finally:
         second.shutdown()
-    assert stopped.status == STOPPED and stopped.rc == 130
+    # Ctrl-C's exit status: 130 when Python's handler ran, -2 when the signal came first
+    # (a race seen once when this module ran beside the labeler tests)
+    assert stopped.status == STOPPED and stopped.rc in (130, -2)
     result = json.loads((tmp_path / "jobs" / str(job.id) / "result.json").read_text())
     assert result == {"rc": 130, "step": 0, "interrupted": True}
 
