@@ -113,7 +113,10 @@ def _start(config: Path, *args: str) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([sys.executable, "-m", "poselab", "label", str(config),
                              "--no-browser", "--port", "0", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            # a child inherits an ignored SIGINT (an earlier test in this
+                            # process may leave it so) and would then never see Ctrl-C
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     line = ""
     deadline = time.monotonic() + 30
     while "http://" not in line:
