@@ -26,21 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from poselab.io.labels import load_labeled_frames  # noqa: E402
 from poselab.pose.data import read_split  # noqa: E402
 from poselab.pose.evaluation import _project_of, _rows_to_frame_pixels, eval_loader  # noqa: E402
-from poselab.pose.flip import label_swaps  # noqa: E402
+from poselab.pose.flip import label_swaps, mirrored_maps  # noqa: E402
 from poselab.pose.heatmaps import Codec, decode  # noqa: E402
 from poselab.pose.metrics import auroc  # noqa: E402
 from poselab.pose.predict import load_run, run_flip_permutation, run_input_scale  # noqa: E402
-
-
-def _mirrored(model, x, perm):
-    """The model's maps of the mirrored image, mapped back onto the image (as flip_average)."""
-    heat, off = model(torch.flip(x, dims=[-1]))
-    b, k, h, w = heat.shape
-    index = torch.as_tensor(perm)
-    heat = torch.flip(heat, dims=[-1])[:, index]
-    off = torch.flip(off, dims=[-1]).reshape(b, k, 2, h, w)[:, index]
-    off = (off * torch.tensor([-1.0, 1.0]).view(1, 1, 2, 1, 1)).reshape(b, 2 * k, h, w)
-    return heat, off
 
 
 @torch.inference_mode()
@@ -53,7 +42,7 @@ def split_scores(model, info, frames, indices) -> dict[str, np.ndarray]:
     for batch in loader:
         x = batch["image"]
         heat, off = model(x)
-        m_heat, m_off = _mirrored(model, x, perm)
+        m_heat, m_off = mirrored_maps(model, x, perm)
         xy_avg, lik_avg = decode((heat + m_heat) / 2, (off + m_off) / 2, codec)
         xy_img, lik_img = decode(heat, off, codec)
         xy_mir, lik_mir = decode(m_heat, m_off, codec)

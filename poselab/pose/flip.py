@@ -205,11 +205,17 @@ def flip_average(model, x: torch.Tensor, perm: Sequence[int]
         perm: `flip_permutation` of the bodyparts.
     """
     heatmaps, offsets = model(x)
+    mirror_h, mirror_o = mirrored_maps(model, x, perm)
+    return (heatmaps + mirror_h) / 2, (offsets + mirror_o) / 2
+
+
+def mirrored_maps(model, x: torch.Tensor, perm: Sequence[int]
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's maps of x's mirror image, mapped back onto x (pairs swapped, dx negated)."""
     mirror_h, mirror_o = model(torch.flip(x, dims=[-1]))
     b, k, h, w = mirror_h.shape
     index = torch.as_tensor(list(perm), device=x.device)
     mirror_h = torch.flip(mirror_h, dims=[-1])[:, index]
     mirror_o = torch.flip(mirror_o, dims=[-1]).reshape(b, k, 2, h, w)[:, index]
     sign = torch.tensor([-1.0, 1.0], device=x.device, dtype=mirror_o.dtype).view(1, 1, 2, 1, 1)
-    mirror_o = (mirror_o * sign).reshape(b, 2 * k, h, w)
-    return (heatmaps + mirror_h) / 2, (offsets + mirror_o) / 2
+    return mirror_h, (mirror_o * sign).reshape(b, 2 * k, h, w)
